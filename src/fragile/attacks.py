@@ -1,0 +1,43 @@
+"""FGSM on models that take pixels in [0, 1] (ε in pixel units).
+
+x' = clamp(x + ε·sign(∇x CE(f(x), y)), 0, 1). The sign does not depend on ε, so an
+ε-sweep computes it once per batch and reuses it (`perturb`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the duration; the caller's train/eval mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def gradient_sign(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """sign(∇x CE(f(x), y)) with the model in eval mode; parameter grads are not touched."""
+    with eval_mode(model), torch.enable_grad():
+        x = images.detach().clone().requires_grad_(True)
+        loss = F.cross_entropy(model(x), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad.sign()
+
+
+def perturb(images: torch.Tensor, sign: torch.Tensor, epsilon: float) -> torch.Tensor:
+    return (images + epsilon * sign).clamp_(0.0, 1.0)
+
+
+def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """One FGSM step of size ε from `images` against `model`."""
+    return perturb(images, gradient_sign(model, images, labels), epsilon)

@@ -1,0 +1,290 @@
+"""Typed pipeline parameters: one dataclass per params.yaml section, validated once.
+
+Every error names the offending key (and the closest valid key for typos), so a
+mistyped `params.yaml` or `dvc exp run -S` fails before any work is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fragile.errors import FragileError
+
+DATASETS = ("mnist5k", "mnist", "fashion-mnist", "cifar10")
+ARCHS = ("resnet18", "resnet50", "resnet101")
+STEMS = ("imagenet", "cifar")
+SCHEDULERS = ("cosine", "constant")
+SPLITS = ("train", "val", "test")
+DROP_MODES = ("activation", "weight")
+THRESHOLDS = ("truncate", "clamp")
+NORMS = ("spectral", "fro")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    dataset: str = "mnist5k"
+    root: str = "data/raw"
+    download: bool = True
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+    def validate(self) -> None:
+        _choice("data.dataset", self.dataset, DATASETS)
+        _fraction("data.val_fraction", self.val_fraction)
+        _fraction("data.test_fraction", self.test_fraction)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise FragileError(
+                "data.val_fraction + data.test_fraction must be below 1 "
+                f"(got {self.val_fraction} + {self.test_fraction})"
+            )
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    arch: str = "resnet18"
+    stem: str = "imagenet"
+
+    def validate(self) -> None:
+        _choice("model.arch", self.arch, ARCHS)
+        _choice("model.stem", self.stem, STEMS)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int = 4
+    checkpoints: tuple[int, ...] = (2, 4)
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"
+
+    def validate(self) -> None:
+        _positive("train.epochs", self.epochs)
+        _positive("train.batch_size", self.batch_size)
+        _positive("train.lr", self.lr)
+        _in_range("train.momentum", self.momentum, 0.0, 1.0)
+        _in_range("train.weight_decay", self.weight_decay, 0.0, math.inf)
+        _choice("train.scheduler", self.scheduler, SCHEDULERS)
+        if not self.checkpoints:
+            raise FragileError(
+                "train.checkpoints is empty; list at least one epoch to save, e.g. "
+                f"[{self.epochs}]"
+            )
+        if list(self.checkpoints) != sorted(set(self.checkpoints)):
+            raise FragileError(
+                f"train.checkpoints must be strictly increasing, got {list(self.checkpoints)}"
+            )
+        for epoch in self.checkpoints:
+            if not 1 <= epoch <= self.epochs:
+                raise FragileError(
+                    f"train.checkpoints has epoch {epoch}, outside 1..train.epochs "
+                    f"({self.epochs}); raise train.epochs or drop that checkpoint"
+                )
+
+
+@dataclass(frozen=True)
+class RankParams:
+    split: str = "val"
+    max_examples: int = 1000
+    batch_size: int = 250
+    drop: str = "activation"
+
+    def validate(self) -> None:
+        _choice("rank.split", self.split, SPLITS)
+        _positive("rank.max_examples", self.max_examples)
+        _positive("rank.batch_size", self.batch_size)
+        _choice("rank.drop", self.drop, DROP_MODES)
+
+
+@dataclass(frozen=True)
+class AttackParams:
+    epsilons: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+    max_examples: int = 1000
+    batch_size: int = 250
+
+    def validate(self) -> None:
+        if not self.epsilons:
+            raise FragileError("attack.epsilons is empty; list the FGSM strengths, e.g. [0, 0.1]")
+        for i, eps in enumerate(self.epsilons):
+            _epsilon(f"attack.epsilons[{i}]", eps)
+        if list(self.epsilons) != sorted(set(self.epsilons)):
+            raise FragileError(
+                f"attack.epsilons must be strictly increasing, got {list(self.epsilons)}"
+            )
+        _positive("attack.max_examples", self.max_examples)
+        _positive("attack.batch_size", self.batch_size)
+
+
+@dataclass(frozen=True)
+class HardenParams:
+    noise: float = 0.015
+    threshold: str = "truncate"
+    norm: str = "spectral"
+    noise_grid: tuple[float, ...] = ()
+    search_examples: int = 500
+
+    def validate(self) -> None:
+        _positive("harden.noise", self.noise)
+        _choice("harden.threshold", self.threshold, THRESHOLDS)
+        _choice("harden.norm", self.norm, NORMS)
+        for i, sigma in enumerate(self.noise_grid):
+            _positive(f"harden.noise_grid[{i}]", sigma)
+        _positive("harden.search_examples", self.search_examples)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    max_examples: int = 1000
+    batch_size: int = 250
+
+    def validate(self) -> None:
+        _positive("evaluate.max_examples", self.max_examples)
+        _positive("evaluate.batch_size", self.batch_size)
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 0
+    epsilon: float = 0.1
+    data: DataParams = field(default_factory=DataParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    rank: RankParams = field(default_factory=RankParams)
+    attack: AttackParams = field(default_factory=AttackParams)
+    harden: HardenParams = field(default_factory=HardenParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+
+    def validate(self) -> None:
+        if self.seed < 0:
+            raise FragileError(f"seed must be >= 0, got {self.seed}")
+        _epsilon("epsilon", self.epsilon)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value.validate()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (lists, not tuples) for checkpoints and JSON outputs."""
+        return _plain(dataclasses.asdict(self))
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Read, type-check and validate a params file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FragileError(f"params file {path} not found; pass --params PATH") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise FragileError(f"{path} is not valid YAML{where}; fix its syntax") from None
+    return params_from_dict(raw or {}, source=str(path))
+
+
+def params_from_dict(raw: Any, source: str = "params") -> Params:
+    params = _build(Params, raw, prefix="", source=source)
+    params.validate()
+    return params
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        raise FragileError(f"{source}: {where} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            full = f"{prefix}{key}"
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(prefix + n for n in names)}"
+            raise FragileError(f"{source}: unknown params key '{full}'{hint}")
+    values: dict[str, Any] = {}
+    for name in names:
+        if name not in raw:
+            continue
+        hint = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name], prefix=f"{key}.", source=source)
+        else:
+            values[name] = _coerce(key, raw[name], hint, source)
+    return cls(**values)
+
+
+def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item_type, _) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise FragileError(f"{source}: {key} must be a list, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", v, item_type, source) for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise FragileError(f"{source}: {key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FragileError(f"{source}: {key} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FragileError(f"{source}: {key} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise FragileError(f"{source}: {key} must be a finite number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise FragileError(f"{source}: {key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported params type {hint!r} for {key}")  # a bug, not user input
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        close = difflib.get_close_matches(value, options, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise FragileError(f"{key} must be one of {', '.join(options)}, got '{value}'{hint}")
+
+
+def _positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise FragileError(f"{key} must be > 0, got {value}")
+
+
+def _in_range(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value < high:
+        raise FragileError(f"{key} must be in [{low}, {high}), got {value}")
+
+
+def _fraction(key: str, value: float) -> None:
+    if not 0 < value < 1:
+        raise FragileError(f"{key} must be strictly between 0 and 1, got {value}")
+
+
+def _epsilon(key: str, value: float) -> None:
+    if not 0 <= value <= 1:
+        raise FragileError(
+            f"{key} must be in [0, 1] (pixel units of images scaled to [0, 1]), got {value}"
+        )

@@ -1,0 +1,214 @@
+"""Nodal dropout of conv1 (Section 3.3, Fig. 1): fragile kernels S and null kernels S'.
+
+Dropping kernel k zeroes its output channel for the rest of the network (`drop="activation"`,
+the default) or zeroes its weights so that the channel carries only what BatchNorm adds
+(`drop="weight"`). S = kernels whose drop gives accuracy below the mean over all kernels;
+S' = the rest.
+
+`rank_conv1` computes the stem (normalise, conv1, bn1, relu, max-pool) once per batch — it
+is the same for every kernel — and runs only the rest of the network per kernel, with
+several kernels stacked into one batch. `rank_by_hooks` is the naive reference: the whole
+network from the input once per kernel, a forward hook zeroing the channel.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fragile.attacks import eval_mode
+from fragile.errors import FragileError
+from fragile.models import FragileNet
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class KernelRanking:
+    accuracy: list[float]  # per kernel, accuracy with that kernel dropped
+    loss: list[float]  # per kernel, mean cross-entropy with that kernel dropped
+    examples: int
+    baseline_accuracy: float  # nothing dropped
+
+    @property
+    def mean_accuracy(self) -> float:
+        return sum(self.accuracy) / len(self.accuracy)
+
+    @property
+    def fragile(self) -> list[int]:
+        """S: dropping these costs more than the average kernel."""
+        mean = self.mean_accuracy
+        return [k for k, acc in enumerate(self.accuracy) if acc < mean]
+
+    @property
+    def null(self) -> list[int]:
+        """S': the rest (at or above the mean line)."""
+        mean = self.mean_accuracy
+        return [k for k, acc in enumerate(self.accuracy) if acc >= mean]
+
+    def check_sets(self) -> None:
+        if not self.fragile or not self.null:
+            raise FragileError(
+                f"all {len(self.accuracy)} kernels give the same accuracy when dropped "
+                f"({self.accuracy[0]:.4f}), so S or S' is empty; rank on more examples "
+                "(rank.max_examples) or a checkpoint that trained longer"
+            )
+
+
+def _stem(model: FragileNet, images: torch.Tensor) -> torch.Tensor:
+    net = model.net
+    return net.maxpool(net.relu(net.bn1(net.conv1(model.normalize(images)))))
+
+
+def _rest(model: FragileNet, hidden: torch.Tensor) -> torch.Tensor:
+    net = model.net
+    x = net.layer4(net.layer3(net.layer2(net.layer1(hidden))))
+    return net.fc(torch.flatten(net.avgpool(x), 1))
+
+
+def dropped_channel_value(model: FragileNet, drop: str) -> torch.Tensor:
+    """(K,) value each dropped channel takes after the stem: 0, or what BN makes of a zero conv."""
+    channels = model.net.conv1.out_channels
+    if drop == "activation":
+        return torch.zeros(channels)
+    bn = model.net.bn1
+    zero_conv = bn.bias - bn.weight * bn.running_mean / torch.sqrt(bn.running_var + bn.eps)
+    return torch.relu(zero_conv).detach()  # max-pool of a constant map is that constant
+
+
+def rank_conv1(
+    model: FragileNet,
+    batches: Batches,
+    drop: str = "activation",
+    kernels_per_pass: int | None = None,
+    device: torch.device | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> KernelRanking:
+    channels = model.net.conv1.out_channels
+    fill = dropped_channel_value(model, drop)
+    correct = torch.zeros(channels, dtype=torch.long)
+    loss_sum = torch.zeros(channels, dtype=torch.float64)
+    base_correct = 0
+    examples = 0
+    with eval_mode(model), torch.no_grad():
+        fill = fill.to(device) if device is not None else fill
+        for images, labels in batches:
+            if device is not None:
+                images, labels = images.to(device), labels.to(device)
+            hidden = _stem(model, images)
+            base_correct += int((_rest(model, hidden).argmax(1) == labels).sum())
+            batch = len(labels)
+            group = kernels_per_pass or max(1, 512 // batch)
+            for first in range(0, channels, group):
+                kernels = torch.arange(first, min(first + group, channels), device=hidden.device)
+                stacked = hidden.unsqueeze(0).repeat(len(kernels), 1, 1, 1, 1)
+                stacked[torch.arange(len(kernels)), :, kernels] = fill[kernels, None, None, None].to(hidden.dtype)
+                logits = _rest(model, stacked.flatten(0, 1))
+                targets = labels.repeat(len(kernels))
+                hits = (logits.argmax(1) == targets).view(len(kernels), batch).sum(1)
+                losses = F.cross_entropy(logits, targets, reduction="none").view(len(kernels), batch)
+                correct[first : first + len(kernels)] += hits.cpu()
+                loss_sum[first : first + len(kernels)] += losses.double().sum(1).cpu()
+            examples += batch
+            if progress is not None:
+                progress(batch)
+    return _ranking(correct, loss_sum, base_correct, examples)
+
+
+def drop_point(model: FragileNet, layer_name: str, drop: str) -> nn.Module:
+    """Where zeroing a channel drops kernel k of `layer_name`.
+
+    `weight`: the conv's own output (ResNet convs have no bias, so this equals zeroing the
+    kernel's weights). `activation`: the BatchNorm right after it, whose zeroed channel
+    stays zero through the ReLU (and conv1's max-pool).
+    """
+    modules = dict(model.net.named_modules())
+    if drop == "weight":
+        return modules[layer_name]
+    prefix, _, leaf = layer_name.rpartition(".")
+    if leaf.startswith("conv"):
+        bn_name = (prefix + "." if prefix else "") + "bn" + leaf[len("conv"):]
+    else:  # downsample.0 -> downsample.1
+        bn_name = f"{prefix}.{int(leaf) + 1}"
+    if not isinstance(modules.get(bn_name), nn.BatchNorm2d):
+        raise FragileError(f"no BatchNorm follows '{layer_name}'; use rank.drop: weight for it")
+    return modules[bn_name]
+
+
+def rank_by_hooks(model: FragileNet, batches: Batches, point: nn.Module, channels: int) -> KernelRanking:
+    """Reference ranking: the whole network from the input once per kernel, with a forward
+    hook on `point` (see `drop_point`) zeroing that kernel's channel."""
+    batch_list = list(batches)
+    correct = torch.zeros(channels, dtype=torch.long)
+    loss_sum = torch.zeros(channels, dtype=torch.float64)
+    with eval_mode(model), torch.no_grad():
+        base_correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batch_list)
+        for k in range(channels):
+            def zero_channel(_m: nn.Module, _i: object, out: torch.Tensor, k: int = k) -> torch.Tensor:
+                out = out.clone()
+                out[:, k] = 0
+                return out
+
+            handle = point.register_forward_hook(zero_channel)
+            try:
+                for images, labels in batch_list:
+                    logits = model(images)
+                    correct[k] += int((logits.argmax(1) == labels).sum())
+                    loss_sum[k] += float(F.cross_entropy(logits, labels, reduction="sum").double())
+            finally:
+                handle.remove()
+    examples = sum(len(labels) for _, labels in batch_list)
+    return _ranking(correct, loss_sum, base_correct, examples)
+
+
+def _ranking(correct: torch.Tensor, loss_sum: torch.Tensor, base_correct: int, examples: int) -> KernelRanking:
+    if examples == 0:
+        raise FragileError("the ranking split has no examples; check rank.split and rank.max_examples")
+    return KernelRanking(
+        accuracy=[int(c) / examples for c in correct],
+        loss=[float(s) / examples for s in loss_sum],
+        examples=examples,
+        baseline_accuracy=base_correct / examples,
+    )
+
+
+def ranking_table(ranking: KernelRanking) -> "pd.DataFrame":
+    """Per-kernel rows: kernel, accuracy, loss, set (fragile S or null S')."""
+    import pandas as pd
+
+    fragile = set(ranking.fragile)
+    return pd.DataFrame(
+        {
+            "kernel": range(len(ranking.accuracy)),
+            "accuracy": ranking.accuracy,
+            "loss": ranking.loss,
+            "set": ["fragile" if k in fragile else "null" for k in range(len(ranking.accuracy))],
+        }
+    )
+
+
+def read_sets(path: "str | os.PathLike[str]") -> tuple[list[int], list[int]]:
+    """(S, S') from a rank stage's JSON."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fragile, null = [int(k) for k in data["fragile"]], [int(k) for k in data["null"]]
+    except FileNotFoundError:
+        raise FragileError(f"{path} not found; run the rank stage first (dvc repro rank)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise FragileError(f"{path} is not a rank stage output (needs 'fragile' and 'null' lists); rerun rank") from None
+    if not fragile or not null or set(fragile) & set(null):
+        raise FragileError(f"{path} must hold two non-empty, disjoint kernel sets; rerun rank")
+    return fragile, null

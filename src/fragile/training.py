@@ -1,0 +1,130 @@
+"""Supervised training of a FragileNet with SGD, epoch by epoch.
+
+The data order of epoch e is a permutation drawn from (seed, e) alone, so a run resumed
+at any epoch boundary sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fragile.data import Split
+from fragile.params import TrainParams
+
+ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    learning_rate: float
+
+
+def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        model.parameters(), lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay
+    )
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainParams) -> torch.optim.lr_scheduler.LRScheduler:
+    if params.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    split: Split,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    device: torch.device,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[float, float]:
+    """(mean loss, accuracy) over the epoch's full batches (a last partial batch is dropped
+    so BatchNorm never sees a batch of one)."""
+    model.train()
+    order = epoch_order(seed, epoch, len(split))
+    usable = (len(order) // batch_size) * batch_size or len(order)
+    loss_sum, correct, seen = 0.0, 0, 0
+    for start in range(0, usable, batch_size):
+        idx = order[start : start + batch_size]
+        images = torch.from_numpy(split.images[idx]).to(device).float().div_(255)
+        labels = torch.from_numpy(split.labels[idx]).to(device)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        optimizer.step()
+        loss_sum += float(loss) * len(labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+        if progress is not None:
+            progress(len(labels))
+    return loss_sum / seen, correct / seen
+
+
+def evaluate_split(
+    model: nn.Module, split: Split, batch_size: int, device: torch.device
+) -> tuple[float, float]:
+    """(mean loss, accuracy) in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for images, labels in split.batches(batch_size):
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+            correct += int((logits.argmax(1) == labels).sum())
+    model.train(was_training)
+    return loss_sum / len(split), correct / len(split)
+
+
+def train_epochs(
+    model: nn.Module,
+    train: Split,
+    val: Split,
+    params: TrainParams,
+    seed: int,
+    device: torch.device,
+    start_epoch: int = 1,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    progress: ProgressFactory | None = None,
+) -> Iterator[EpochMetrics]:
+    """Train epochs start_epoch..params.epochs, yielding each epoch's metrics once it is done
+    (the caller saves checkpoints and logs between epochs).
+
+    `progress(description, total)` is a context manager yielding `advance(n)`.
+    """
+    model.to(device)
+    optimizer = optimizer or make_optimizer(model, params)
+    scheduler = scheduler or make_scheduler(optimizer, params)
+    usable = (len(train) // params.batch_size) * params.batch_size or len(train)
+    for epoch in range(start_epoch, params.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        bar = progress(f"epoch {epoch}/{params.epochs}", usable) if progress else contextlib.nullcontext(None)
+        with bar as advance:
+            train_loss, train_acc = train_one_epoch(
+                model, train, optimizer, params.batch_size, seed, epoch, device, advance
+            )
+        scheduler.step()
+        val_loss, val_acc = evaluate_split(model, val, 500, device)
+        yield EpochMetrics(epoch, train_loss, train_acc, val_loss, val_acc, lr)

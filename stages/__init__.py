@@ -1,0 +1,1 @@
+"""Thin typer entry points, one per DVC stage: parse paths and params, call fragile, write outputs."""
