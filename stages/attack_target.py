@@ -10,7 +10,7 @@ import typer
 from fragile import models
 from fragile.atomic import write_json
 from fragile.data import load_split
-from fragile.devices import pick_device
+from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.params import load_params
 from fragile.progress import progress_bar
@@ -34,7 +34,7 @@ def main(
     fragile, null = read_sets(sets)
     split = load_split(data, "test").head(p.max_examples)
     device = pick_device()
-    net.to(device)
+    to_device(net, device)
     with progress_bar(f"attack {model.name}", len(split)) as advance:
         result = fgsm_sweep(
             net, split.batches(p.batch_size), p.epsilons, fragile, null, net.net.conv1,

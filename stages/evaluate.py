@@ -11,7 +11,7 @@ import typer
 from fragile import models
 from fragile.atomic import write_json
 from fragile.data import load_split
-from fragile.devices import pick_device
+from fragile.devices import pick_device, to_device
 from fragile.errors import FragileError, reports_errors
 from fragile.evaluation import compare
 from fragile.params import load_params
@@ -47,8 +47,8 @@ def main(
         raise FragileError(f"{harden_report} is missing or not JSON; rerun the harden stage") from None
     split = load_split(data, "test").head(p.max_examples)
     device = pick_device()
-    original.to(device)
-    hard.to(device)
+    to_device(original, device)
+    to_device(hard, device)
     with progress_bar(f"evaluate {model.name}", 3 * len(split)) as advance:
         result = compare(
             original, hard, lambda: split.batches(p.batch_size), epsilons, fragile, null, device, advance

@@ -9,7 +9,7 @@ import typer
 from fragile import models
 from fragile.atomic import write_json
 from fragile.data import load_split
-from fragile.devices import pick_device
+from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.evaluation import search_noise
 from fragile.hardening import harden_model
@@ -38,7 +38,7 @@ def main(
     sigma = p.noise
     if p.noise_grid:
         val = load_split(data, "val").head(p.search_examples)
-        net.to(device)
+        to_device(net, device)
         best, trials = search_noise(
             net, fragile, null, p.noise_grid, all_params.epsilon,
             lambda: val.batches(SEARCH_BATCH), p.threshold, p.norm, device,

@@ -9,7 +9,7 @@ import typer
 from fragile import models
 from fragile.atomic import write_json
 from fragile.data import load_split
-from fragile.devices import pick_device
+from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.params import load_params
 from fragile.progress import progress_bar
@@ -30,7 +30,7 @@ def main(
     net, meta = models.load_with_meta(model)
     split = load_split(data, p.split).head(p.max_examples)
     device = pick_device()
-    net.to(device)
+    to_device(net, device)
     with progress_bar(f"rank {model.name}", len(split)) as advance:
         ranking = rank_conv1(net, split.batches(p.batch_size), p.drop, device=device, progress=advance)
     ranking.check_sets()

@@ -23,3 +23,7 @@ app.command("evaluate")(evaluate.main)
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

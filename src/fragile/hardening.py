@@ -51,6 +51,14 @@ def matrix_norm(matrix: torch.Tensor, norm: str) -> float:
     raise ValueError(f"unknown norm {norm!r}")
 
 
+def _numerical_rank(values: torch.Tensor, m: int, n: int) -> int:
+    """Singular values above the usual round-off tolerance (as numpy.linalg.matrix_rank)."""
+    if values.numel() == 0 or float(values.max()) == 0.0:
+        return 0
+    tol = max(m, n) * torch.finfo(values.dtype).eps * float(values.max())
+    return int((values > tol).sum())
+
+
 @dataclass(frozen=True)
 class HardenReport:
     m: int
@@ -104,7 +112,7 @@ def harden_weight(
         singular_values=[float(v) for v in s],
         filtered_singular_values=[float(v) for v in s_filtered],
         above_tau=int((s >= tau).sum()),
-        rank_kept=int((s_filtered > 0).sum()),
+        rank_kept=_numerical_rank(s_filtered, m, n),
         alpha=alpha,
     )
     return out.to(weight.dtype), report

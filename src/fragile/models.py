@@ -80,7 +80,7 @@ def save(path: str | os.PathLike[str], model: FragileNet, meta: dict[str, Any]) 
     payload = {
         "format": CHECKPOINT_FORMAT,
         **meta,
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -91,6 +91,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FragileError(f"checkpoint {path} not found; run the train stage (dvc repro train)")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; anything else is damaged or not a checkpoint.
+        raise FragileError(
+            f"checkpoint {path} is truncated or corrupted (not a torch.save archive); "
+            "restore it (dvc checkout) or retrain (dvc repro -f train)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -60,9 +60,9 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    epochs: int = 4
-    checkpoints: tuple[int, ...] = (2, 4)
-    batch_size: int = 64
+    epochs: int = 2
+    checkpoints: tuple[int, ...] = (1, 2)
+    batch_size: int = 128
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -109,7 +109,7 @@ class RankParams:
 @dataclass(frozen=True)
 class AttackParams:
     epsilons: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
-    max_examples: int = 1000
+    max_examples: int = 500
     batch_size: int = 250
 
     def validate(self) -> None:
@@ -144,7 +144,7 @@ class HardenParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    max_examples: int = 1000
+    max_examples: int = 500
     batch_size: int = 250
 
     def validate(self) -> None:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fragile.attacks import eval_mode
+from fragile.devices import batch_to
 from fragile.errors import FragileError
 from fragile.models import FragileNet
 
@@ -102,17 +103,16 @@ def rank_conv1(
     with eval_mode(model), torch.no_grad():
         fill = fill.to(device) if device is not None else fill
         for images, labels in batches:
-            if device is not None:
-                images, labels = images.to(device), labels.to(device)
+            images, labels = batch_to(images, device), labels.to(device)
             hidden = _stem(model, images)
             base_correct += int((_rest(model, hidden).argmax(1) == labels).sum())
             batch = len(labels)
-            group = kernels_per_pass or max(1, 512 // batch)
+            group = kernels_per_pass or max(1, 1000 // batch)
             for first in range(0, channels, group):
                 kernels = torch.arange(first, min(first + group, channels), device=hidden.device)
                 stacked = hidden.unsqueeze(0).repeat(len(kernels), 1, 1, 1, 1)
                 stacked[torch.arange(len(kernels)), :, kernels] = fill[kernels, None, None, None].to(hidden.dtype)
-                logits = _rest(model, stacked.flatten(0, 1))
+                logits = _rest(model, stacked.flatten(0, 1).contiguous(memory_format=torch.channels_last))
                 targets = labels.repeat(len(kernels))
                 hits = (logits.argmax(1) == targets).view(len(kernels), batch).sum(1)
                 losses = F.cross_entropy(logits, targets, reduction="none").view(len(kernels), batch)
@@ -182,7 +182,7 @@ def _ranking(correct: torch.Tensor, loss_sum: torch.Tensor, base_correct: int, e
 
 
 def ranking_table(ranking: KernelRanking) -> "pd.DataFrame":
-    """Per-kernel rows: kernel, accuracy, loss, set (fragile S or null S')."""
+    """Per-kernel rows: kernel, accuracy, loss, set (S = fragile, S' = null; "null" would read as NaN)."""
     import pandas as pd
 
     fragile = set(ranking.fragile)
@@ -191,7 +191,7 @@ def ranking_table(ranking: KernelRanking) -> "pd.DataFrame":
             "kernel": range(len(ranking.accuracy)),
             "accuracy": ranking.accuracy,
             "loss": ranking.loss,
-            "set": ["fragile" if k in fragile else "null" for k in range(len(ranking.accuracy))],
+            "set": ["S" if k in fragile else "S'" for k in range(len(ranking.accuracy))],
         }
     )
 

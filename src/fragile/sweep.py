@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fragile.attacks import eval_mode, gradient_sign, perturb
+from fragile.devices import batch_to
 from fragile.targeting import capture_output, kernel_distances, targets_fragile
 
 
@@ -67,8 +68,7 @@ def fgsm_sweep(
     result = SweepResult(list(epsilons))
     with eval_mode(target), eval_mode(source), capture_output(layer) as outputs:
         for images, labels in batches:
-            if device is not None:
-                images, labels = images.to(device), labels.to(device)
+            images, labels = batch_to(images, device), labels.to(device)
             sign = gradient_sign(source, images, labels)
             outputs.clear()
             with torch.no_grad():

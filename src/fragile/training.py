@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fragile.data import Split
+from fragile.devices import batch_to, to_device
 from fragile.params import TrainParams
 
 ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
@@ -65,14 +66,14 @@ def train_one_epoch(
     loss_sum, correct, seen = 0.0, 0, 0
     for start in range(0, usable, batch_size):
         idx = order[start : start + batch_size]
-        images = torch.from_numpy(split.images[idx]).to(device).float().div_(255)
+        images = batch_to(torch.from_numpy(split.images[idx]).float().div_(255), device)
         labels = torch.from_numpy(split.labels[idx]).to(device)
         optimizer.zero_grad(set_to_none=True)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
         loss.backward()
         optimizer.step()
-        loss_sum += float(loss) * len(labels)
+        loss_sum += float(loss.detach()) * len(labels)
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(labels)
         if progress is not None:
@@ -89,7 +90,7 @@ def evaluate_split(
     loss_sum, correct = 0.0, 0
     with torch.no_grad():
         for images, labels in split.batches(batch_size):
-            images, labels = images.to(device), labels.to(device)
+            images, labels = batch_to(images, device), labels.to(device)
             logits = model(images)
             loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
             correct += int((logits.argmax(1) == labels).sum())
@@ -114,7 +115,7 @@ def train_epochs(
 
     `progress(description, total)` is a context manager yielding `advance(n)`.
     """
-    model.to(device)
+    to_device(model, device)
     optimizer = optimizer or make_optimizer(model, params)
     scheduler = scheduler or make_scheduler(optimizer, params)
     usable = (len(train) // params.batch_size) * params.batch_size or len(train)

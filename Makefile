@@ -1,0 +1,28 @@
+# Two commands: `make repro` runs the default pipeline, `make test` runs the test suite.
+# Both create .venv and install the project into it first when needed.
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install repro test bench clean-outputs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+repro: $(STAMP)
+	dvc repro
+
+test: $(STAMP)
+	python -m pytest
+
+bench: $(STAMP)
+	python -m benchmarks
+
+# Remove the pipeline's outputs from the workspace (DVC's cache keeps them: `dvc checkout` restores).
+clean-outputs:
+	rm -rf data/prepared models/original models/hardened results plots metrics dvclive

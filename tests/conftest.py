@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fragile.data import Split
+from fragile.models import FragileNet, build
+
+
+@pytest.fixture
+def tiny_model() -> FragileNet:
+    """A real torchvision resnet18 (1 input channel, 10 classes), seeded, in eval mode,
+    with non-trivial BatchNorm statistics so that dropping kernels matters."""
+    torch.manual_seed(0)
+    model = build("resnet18", num_classes=10, in_channels=1, mean=[0.5], std=[0.25])
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_split() -> Split:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(48, 1, 16, 16), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=48).astype(np.int64)
+    return Split(images, labels)

@@ -1,0 +1,63 @@
+"""A throw-away git + DVC copy of the project with a tiny config, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+TINY = {
+    "seed": 0,
+    "epsilon": 0.1,
+    "train": {"epochs": 1, "checkpoints": [1], "batch_size": 128},
+    "rank": {"max_examples": 60, "batch_size": 60},
+    "attack": {"epsilons": [0.0, 0.1, 0.2], "max_examples": 60, "batch_size": 60},
+    "harden": {"search_examples": 40},
+    "evaluate": {"max_examples": 60, "batch_size": 60},
+}
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out["PATH"] = f"{BIN}{os.pathsep}{out.get('PATH', '')}"
+    out.update(GIT_AUTHOR_NAME="fragile tests", GIT_AUTHOR_EMAIL="tests@fragile.invalid",
+               GIT_COMMITTER_NAME="fragile tests", GIT_COMMITTER_EMAIL="tests@fragile.invalid")
+    return out
+
+
+def sh(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(args), cwd=cwd, env=env(), capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def merged(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merged(base.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def make_repo(path: Path, overrides: dict | None = None) -> Path:
+    """Copy dvc.yaml, stages/ and src/ into `path`, write tiny params, git init and commit."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "dvc.yaml", path / "dvc.yaml")
+    shutil.copytree(ROOT / "stages", path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), merged(TINY, overrides or {}))
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (path / ".gitignore").write_text("__pycache__/\n")
+    sh("git", "init", "-q", "-b", "main", cwd=path)
+    sh("dvc", "init", "-q", cwd=path)
+    sh("dvc", "config", "core.analytics", "false", cwd=path)
+    sh("git", "add", "-A", cwd=path)
+    sh("git", "commit", "-qm", "tiny pipeline", cwd=path)
+    return path

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fragile.errors import FragileError
+from fragile.params import Params, load_params, params_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _with(**changes):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return raw
+
+
+def test_the_shipped_params_file_is_valid_and_matches_the_defaults():
+    params = load_params(ROOT / "params.yaml")
+    assert params == Params()
+
+
+def test_a_typo_names_the_key_and_the_closest_valid_one():
+    raw = _with()
+    raw["trian"] = raw.pop("train")
+    with pytest.raises(FragileError, match=r"unknown params key 'trian'.*did you mean 'train'"):
+        params_from_dict(raw)
+    raw = _with()
+    raw["train"]["epoch"] = 3
+    with pytest.raises(FragileError, match=r"'train.epoch'.*did you mean 'train.epochs'"):
+        params_from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epsilon": "0.1x"}, "epsilon must be a number"),
+        ({"epsilon": float("nan")}, "epsilon must be a finite number"),
+        ({"epsilon": -0.1}, r"epsilon must be in \[0, 1\]"),
+        ({"epsilon": 1.5}, r"epsilon must be in \[0, 1\]"),
+        ({"attack__epsilons": [0.0, 2.0]}, r"attack.epsilons\[1\] must be in \[0, 1\]"),
+        ({"attack__epsilons": [0.1, 0.05]}, "strictly increasing"),
+        ({"train__batch_size": 0}, "train.batch_size must be > 0"),
+        ({"train__epochs": -1}, "train.epochs must be > 0"),
+        ({"train__epochs": 2.5}, "train.epochs must be an integer"),
+        ({"train__checkpoints": []}, "train.checkpoints is empty"),
+        ({"train__checkpoints": [3, 1]}, "strictly increasing"),
+        ({"train__checkpoints": [1, 9]}, r"epoch 9, outside 1..train.epochs"),
+        ({"harden__threshold": "truncat"}, r"harden.threshold must be one of .*did you mean 'truncate'"),
+        ({"harden__norm": "l1"}, "harden.norm must be one of spectral, fro"),
+        ({"harden__noise": 0}, "harden.noise must be > 0"),
+        ({"data__dataset": "imagenet"}, "data.dataset must be one of"),
+        ({"model__arch": "resnet34"}, "model.arch must be one of resnet18, resnet50, resnet101"),
+        ({"data__download": "yes"}, "data.download must be true or false"),
+    ],
+)
+def test_bad_values_fail_with_a_message_naming_the_key(change, message):
+    with pytest.raises(FragileError, match=message):
+        params_from_dict(_with(**change))
+
+
+def test_missing_keys_take_their_defaults():
+    params = params_from_dict({"epsilon": 0.05, "train": {"epochs": 5, "checkpoints": [5]}})
+    assert params.epsilon == 0.05
+    assert params.train.epochs == 5 and params.train.lr == Params().train.lr
+    assert params.as_dict()["train"]["checkpoints"] == [5]
+
+
+def test_unreadable_params_file(tmp_path):
+    with pytest.raises(FragileError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(FragileError, match="not valid YAML"):
+        load_params(bad)

@@ -1,0 +1,80 @@
+"""End to end: `dvc repro` of a tiny config in a temporary git repo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from fragile import models
+from pipeline_repo import make_repo, sh
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    path = make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    sh("dvc", "repro", cwd=path)
+    return path
+
+
+def test_every_declared_output_exists(repo):
+    expected = [
+        "data/prepared/manifest.json",
+        "models/original/epoch_1.pt",
+        "models/hardened/epoch_1.pt",
+        "dvclive/train/metrics.json",
+        "results/rank/epoch_1.json",
+        "plots/rank/epoch_1.csv",
+        "results/attack/epoch_1.json",
+        "plots/attack/epoch_1.csv",
+        "results/harden/epoch_1.json",
+        "metrics/epoch_1.json",
+        "plots/evaluate/epoch_1.csv",
+    ]
+    missing = [p for p in expected if not (repo / p).is_file()]
+    assert not missing
+
+
+def test_metrics_are_sane(repo):
+    metrics = json.loads((repo / "metrics/epoch_1.json").read_text())
+    accuracies = [
+        metrics["original"]["clean_accuracy"], metrics["original"]["fgsm_accuracy"],
+        metrics["hardened"]["clean_accuracy"], metrics["hardened"]["fgsm_accuracy_whitebox"],
+        metrics["hardened"]["fgsm_accuracy_transfer"],
+    ]
+    assert all(0 <= a <= 1 for a in accuracies)
+    assert 0 <= metrics["original"]["targeting_pct"] <= 100
+    assert metrics["kernels"]["fragile"] + metrics["kernels"]["null"] == 64
+    assert metrics["original"]["clean_accuracy"] > 0.3  # one epoch on real digits learns something
+    assert metrics["harden"]["alpha"] >= 1
+
+
+def test_rank_outputs_cover_every_kernel(repo):
+    sets = json.loads((repo / "results/rank/epoch_1.json").read_text())
+    assert sorted(sets["fragile"] + sets["null"]) == list(range(64))
+    table = pd.read_csv(repo / "plots/rank/epoch_1.csv")
+    assert table["kernel"].tolist() == list(range(64))
+    assert set(table["set"]) == {"S", "S'"}
+    assert table["accuracy"].between(0, 1).all()
+
+
+def test_attack_curve_and_hardened_checkpoint(repo):
+    curve = pd.read_csv(repo / "plots/attack/epoch_1.csv")
+    assert curve["epsilon"].tolist() == [0.0, 0.1, 0.2]
+    assert curve["targeting_pct"].iloc[0] == 0  # ε = 0 moves no kernel
+    original = models.load(repo / "models/original/epoch_1.pt")
+    hardened = models.load(repo / "models/hardened/epoch_1.pt")
+    assert not torch.equal(original.net.conv1.weight, hardened.net.conv1.weight)
+    assert torch.equal(original.net.fc.weight, hardened.net.fc.weight)
+
+
+def test_dvc_sees_a_clean_pipeline_and_metrics(repo):
+    status = sh("dvc", "status", "--json", cwd=repo)
+    assert json.loads(status.stdout) == {}
+    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=repo).stdout)
+    assert "metrics/epoch_1.json" in json.dumps(shown)
+    again = sh("dvc", "repro", cwd=repo)
+    assert "Running stage" not in again.stdout
