@@ -8,15 +8,13 @@ import typer
 
 from fragile import models
 from fragile.atomic import write_json
-from fragile.data import load_split
-from fragile.devices import pick_device, to_device
-from fragile.errors import reports_errors
-from fragile.evaluation import search_noise
-from fragile.hardening import harden_model
+from fragile.errors import FragileError, reports_errors
+from fragile.hardening import harden_weight
 from fragile.params import load_params
 from fragile.ranking import read_sets
 
 SEARCH_BATCH = 250
+CONV1 = "net.conv1.weight"
 
 
 @reports_errors
@@ -31,38 +29,30 @@ def main(
     """Harden conv1 of one checkpoint (paper Sections 4.1–4.2)."""
     all_params = load_params(params)
     p = all_params.harden
-    net, meta = models.load_with_meta(model)
+    checkpoint = models.read_checkpoint(model)
     fragile, null = read_sets(sets)
-    device = pick_device()
-    grid_rows = []
-    sigma = p.noise
+    weight = checkpoint["state_dict"].get(CONV1)
+    if weight is None or weight.ndim != 4 or weight.shape[0] <= max(fragile + null):
+        raise FragileError(f"{model} has no conv1 with kernels {min(fragile + null)}..{max(fragile + null)}; "
+                           f"{sets} belongs to another model: rerun rank")
+    sigma, grid_rows, device_type = p.noise, [], "cpu"
     if p.noise_grid:
-        val = load_split(data, "val").head(p.search_examples)
-        to_device(net, device)
-        best, trials = search_noise(
-            net, fragile, null, p.noise_grid, all_params.epsilon,
-            lambda: val.batches(SEARCH_BATCH), p.threshold, p.norm, device,
-        )
-        net.cpu()
-        sigma = best.sigma
-        grid_rows = [
-            {"sigma": t.sigma, "fgsm_accuracy_val": t.fgsm_accuracy, "tau": t.report.tau,
-             "rank_kept": t.report.rank_kept, "alpha": t.report.alpha}
-            for t in trials
-        ]
-    hardened, result = harden_model(net, fragile, null, sigma, p.threshold, p.norm)
-    models.save(out, hardened, {**meta, "hardening": {"sigma": sigma, "threshold": p.threshold, "norm": p.norm}})
+        sigma, grid_rows, device_type = _search(model, data, fragile, null, all_params)
+    new_weight, result = harden_weight(weight, fragile, null, sigma, p.threshold, p.norm)
+    hardened = {**checkpoint, "state_dict": {**checkpoint["state_dict"], CONV1: new_weight},
+                "hardening": {"sigma": sigma, "threshold": p.threshold, "norm": p.norm}}
+    models.write_checkpoint(out, hardened)
     write_json(
         report,
         {
             "checkpoint": str(model),
-            "epoch": meta["epoch"],
+            "epoch": checkpoint["epoch"],
             "layer": "conv1",
             **result.as_dict(),
             "noise_source": "search" if p.noise_grid else "harden.noise",
             "noise_grid": grid_rows,
             "search_epsilon": all_params.epsilon if p.noise_grid else None,
-            "device": device.type,
+            "device": device_type,
         },
     )
     typer.echo(
@@ -70,6 +60,30 @@ def main(
         f"{result.above_tau}/{len(result.singular_values)} singular values ≥ τ, rank kept {result.rank_kept}, "
         f"α = {result.alpha:.4f} -> {out}"
     )
+
+
+def _search(model: Path, data: Path, fragile: list[int], null: list[int], all_params) -> tuple[float, list[dict], str]:  # noqa: ANN001
+    """The noise-level search needs the whole network; only then are torchvision and data loaded."""
+    from fragile.data import load_split
+    from fragile.devices import pick_device, to_device
+    from fragile.evaluation import search_noise
+
+    p = all_params.harden
+    net = models.load(model)
+    val = load_split(data, "val").head(p.search_examples)
+    device = pick_device()
+    to_device(net, device)
+    best, trials = search_noise(
+        net, fragile, null, p.noise_grid, all_params.epsilon,
+        lambda: val.batches(SEARCH_BATCH), p.threshold, p.norm, device,
+    )
+    rows = [
+        {"sigma": t.sigma, "fgsm_accuracy_val": t.fgsm_accuracy, "tau": t.report.tau,
+         "rank_kept": t.report.rank_kept, "alpha": t.report.alpha}
+        for t in trials
+    ]
+    typer.echo("noise search: " + ", ".join(f"σ={r['sigma']:g} → {r['fgsm_accuracy_val']:.4f}" for r in rows))
+    return best.sigma, rows, device.type
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ def main(
             "num_null": len(ranking.null),
             "fragile": ranking.fragile,
             "null": ranking.null,
+            "accuracy": ranking.accuracy,
             "device": device.type,
         },
     )

@@ -31,15 +31,18 @@ def test_every_declared_output_exists(repo):
         "results/attack/epoch_1.json",
         "plots/attack/epoch_1.csv",
         "results/harden/epoch_1.json",
-        "metrics/epoch_1.json",
+        "results/evaluate/epoch_1.json",
         "plots/evaluate/epoch_1.csv",
+        "metrics/headline.json",
     ]
     missing = [p for p in expected if not (repo / p).is_file()]
     assert not missing
 
 
 def test_metrics_are_sane(repo):
-    metrics = json.loads((repo / "metrics/epoch_1.json").read_text())
+    headline = json.loads((repo / "metrics/headline.json").read_text())
+    assert headline["epsilon"] == 0.1
+    metrics = headline["epoch_1"]
     accuracies = [
         metrics["original"]["clean_accuracy"], metrics["original"]["fgsm_accuracy"],
         metrics["hardened"]["clean_accuracy"], metrics["hardened"]["fgsm_accuracy_whitebox"],
@@ -75,6 +78,19 @@ def test_dvc_sees_a_clean_pipeline_and_metrics(repo):
     status = sh("dvc", "status", "--json", cwd=repo)
     assert json.loads(status.stdout) == {}
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=repo).stdout)
-    assert "metrics/epoch_1.json" in json.dumps(shown)
+    assert "epoch_1" in json.dumps(shown) and "fgsm_accuracy_whitebox" in json.dumps(shown)
     again = sh("dvc", "repro", cwd=repo)
     assert "Running stage" not in again.stdout
+
+
+def test_changing_epsilon_reruns_only_what_reads_it(repo):
+    """Last in this module: it edits the repo's params. ε = 0.05 is off the [0, 0.1, 0.2] grid,
+    so summarize attacks at it; prepare, train, rank, attack_target and evaluate do not run."""
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("epsilon: 0.1\n", "epsilon: 0.05\n", 1))
+    out = sh("dvc", "repro", cwd=repo).stdout
+    ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
+    assert ran == ["harden@1", "summarize"]
+    headline = json.loads((repo / "metrics/headline.json").read_text())
+    assert headline["epsilon"] == 0.05
+    assert 0 <= headline["epoch_1"]["hardened"]["fgsm_accuracy_transfer"] <= 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import attack_target, evaluate, harden, prepare, rank, train
+from stages import attack_target, evaluate, harden, prepare, rank, summarize, train
 
 app = typer.Typer(
     help="fragile: fragile/null kernels, FGSM targeting (Algorithm 1) and conv1 hardening. "
@@ -19,6 +19,7 @@ app.command("rank")(rank.main)
 app.command("attack_target")(attack_target.main)
 app.command("harden")(harden.main)
 app.command("evaluate")(evaluate.main)
+app.command("summarize")(summarize.main)
 
 
 def main() -> None:

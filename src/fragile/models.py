@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision import models as tv_models
 
 from fragile.atomic import atomic_path
 from fragile.errors import FragileError
@@ -60,6 +59,8 @@ def build(
     `stem="imagenet"` keeps torchvision's 7×7 stride-2 conv1 (64 kernels) and max-pool, as
     in the paper; `stem="cifar"` is the common small-image variant (3×3 stride-1, no pool).
     """
+    from torchvision import models as tv_models  # slow to import (~3 s); only stages that build models pay it
+
     try:
         factory = getattr(tv_models, arch)
     except AttributeError:
@@ -77,13 +78,21 @@ def build(
 
 def save(path: str | os.PathLike[str], model: FragileNet, meta: dict[str, Any]) -> None:
     """Write a checkpoint atomically: state_dict plus the metadata needed to rebuild it."""
+    write_checkpoint(path, {**meta, "state_dict": model.state_dict()})
+
+
+def write_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
+    """Write a checkpoint dict atomically, with byte-identical output for identical content."""
     payload = {
+        **{k: v for k, v in checkpoint.items() if k != "state_dict"},
         "format": CHECKPOINT_FORMAT,
-        **meta,
-        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in checkpoint["state_dict"].items()},
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        # Saving through a file object fixes the archive's inner name ("archive"); saving to a
+        # path would embed the random temporary file name and change the bytes on every run.
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,0 +1,91 @@
+"""summarize: headline metrics at `epsilon` for every checkpoint, and the combined plot data.
+
+It reads the per-ε counts that evaluate wrote; only an `epsilon` that is not on the
+attack.epsilons grid is computed here (three attacks at that single ε). So
+`dvc exp run -S epsilon=...` reruns this stage (and harden) instead of the sweeps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from fragile.atomic import write_json
+from fragile.errors import FragileError, reports_errors
+from fragile.evaluation import Comparison, comparison_from_counts
+from fragile.params import Params, load_params
+from fragile.summary import accuracy_series, headline, kernel_drop_series, targeting_series
+from fragile.tables import write_csv
+
+
+def _read(path: Path, stage: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FragileError(f"{path} not found; run the {stage} stage first (dvc repro {stage})") from None
+    except json.JSONDecodeError:
+        raise FragileError(f"{path} is not valid JSON; rerun the {stage} stage (dvc repro -f {stage})") from None
+
+
+def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], p: Params) -> Comparison:
+    """Original, hardened and transfer at the single ε that the grid lacks."""
+    from fragile import models
+    from fragile.data import load_split
+    from fragile.devices import pick_device, to_device
+    from fragile.evaluation import compare
+
+    original = models.load(models_dir / "original" / f"epoch_{epoch}.pt")
+    hardened = models.load(models_dir / "hardened" / f"epoch_{epoch}.pt")
+    split = load_split(data, "test").head(p.evaluate.max_examples)
+    device = pick_device()
+    to_device(original, device)
+    to_device(hardened, device)
+    return compare(original, hardened, lambda: split.batches(p.evaluate.batch_size), [p.epsilon],
+                   sets["fragile"], sets["null"], device)
+
+
+@reports_errors
+def main(
+    rank_dir: Path = typer.Option(Path("results/rank"), help="Folder of the rank stage's epoch_<N>.json."),
+    harden_dir: Path = typer.Option(Path("results/harden"), help="Folder of the harden stage's epoch_<N>.json."),
+    evaluate_dir: Path = typer.Option(Path("results/evaluate"), help="Folder of the evaluate stage's epoch_<N>.json."),
+    models_dir: Path = typer.Option(Path("models"), "--models", help="Folder with original/ and hardened/ checkpoints."),
+    data: Path = typer.Option(Path("data/prepared"), help="Prepared data folder (used only for an off-grid ε)."),
+    metrics: Path = typer.Option(Path("metrics/headline.json"), help="Headline metrics JSON (dvc metrics)."),
+    plots_dir: Path = typer.Option(Path("plots"), "--plots", help="Folder for the combined plot data (dvc plots)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads epsilon, train.checkpoints)."),
+) -> None:
+    """Collect the headline numbers at `epsilon` for every checkpoint."""
+    p = load_params(params)
+    out: dict[str, Any] = {"epsilon": p.epsilon}
+    curves: dict[int, Comparison] = {}
+    all_sets: dict[int, dict[str, Any]] = {}
+    for epoch in p.train.checkpoints:
+        name = f"epoch_{epoch}.json"
+        sets = _read(rank_dir / name, "rank")
+        harden = _read(harden_dir / name, "harden")
+        comparison = comparison_from_counts(_read(evaluate_dir / name, "evaluate"))
+        curves[epoch], all_sets[epoch] = comparison, sets
+        if p.epsilon not in comparison.original.epsilons:
+            typer.echo(f"epoch {epoch}: ε={p.epsilon} is not in attack.epsilons; attacking at it now")
+            comparison = _at_epsilon(epoch, models_dir, data, sets, p)
+        block = headline(comparison, p.epsilon, sets, harden)
+        out[f"epoch_{epoch}"] = block
+        o, h = block["original"], block["hardened"]
+        typer.echo(
+            f"epoch {epoch} at ε={p.epsilon}: original clean {o['clean_accuracy']:.4f} FGSM {o['fgsm_accuracy']:.4f}"
+            f" on-S {o['targeting_pct']:.1f}% | hardened clean {h['clean_accuracy']:.4f}"
+            f" white-box {h['fgsm_accuracy_whitebox']:.4f} transfer {h['fgsm_accuracy_transfer']:.4f}"
+            f" on-S {h['targeting_pct']:.1f}%"
+        )
+    write_csv(plots_dir / "accuracy_vs_epsilon.csv", accuracy_series(curves))
+    write_csv(plots_dir / "targeting_vs_epsilon.csv", targeting_series(curves))
+    write_csv(plots_dir / "kernel_drop.csv", kernel_drop_series(all_sets))
+    write_json(metrics, out)
+
+
+if __name__ == "__main__":
+    typer.run(main)
