@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -30,3 +33,22 @@ def tiny_split() -> Split:
     images = rng.integers(0, 256, size=(48, 1, 16, 16), dtype=np.uint8)
     labels = rng.integers(0, 10, size=48).astype(np.int64)
     return Split(images, labels)
+
+
+@pytest.fixture(scope="session")
+def reproduced_repo(tmp_path_factory) -> Path:
+    """A tiny project repo after one real `dvc repro`, built once per test session.
+
+    Tests that change it must work on a copy (`repo_copy`)."""
+    from pipeline_repo import make_repo, sh
+
+    path = make_repo(tmp_path_factory.mktemp("reproduced") / "repo")
+    sh("dvc", "repro", cwd=path)
+    sh("git", "add", "-A", cwd=path)
+    sh("git", "commit", "-qm", "reproduce the tiny pipeline", cwd=path)
+    return path
+
+
+def copy_repo(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest, symlinks=True)
+    return dest

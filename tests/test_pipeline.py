@@ -10,14 +10,13 @@ import pytest
 import torch
 
 from fragile import models
-from pipeline_repo import make_repo, sh
+from conftest import copy_repo
+from pipeline_repo import sh
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    path = make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
-    sh("dvc", "repro", cwd=path)
-    return path
+def repo(reproduced_repo, tmp_path_factory) -> Path:
+    return copy_repo(reproduced_repo, tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 def test_every_declared_output_exists(repo):
@@ -27,12 +26,12 @@ def test_every_declared_output_exists(repo):
         "models/hardened/epoch_1.pt",
         "dvclive/train/metrics.json",
         "results/rank/epoch_1.json",
-        "plots/rank/epoch_1.csv",
+        "results/rank/epoch_1.csv",
         "results/attack/epoch_1.json",
-        "plots/attack/epoch_1.csv",
+        "results/attack/epoch_1.csv",
         "results/harden/epoch_1.json",
         "results/evaluate/epoch_1.json",
-        "plots/evaluate/epoch_1.csv",
+        "results/evaluate/epoch_1.csv",
         "metrics/headline.json",
     ]
     missing = [p for p in expected if not (repo / p).is_file()]
@@ -58,14 +57,14 @@ def test_metrics_are_sane(repo):
 def test_rank_outputs_cover_every_kernel(repo):
     sets = json.loads((repo / "results/rank/epoch_1.json").read_text())
     assert sorted(sets["fragile"] + sets["null"]) == list(range(64))
-    table = pd.read_csv(repo / "plots/rank/epoch_1.csv")
+    table = pd.read_csv(repo / "results/rank/epoch_1.csv")
     assert table["kernel"].tolist() == list(range(64))
     assert set(table["set"]) == {"S", "S'"}
     assert table["accuracy"].between(0, 1).all()
 
 
 def test_attack_curve_and_hardened_checkpoint(repo):
-    curve = pd.read_csv(repo / "plots/attack/epoch_1.csv")
+    curve = pd.read_csv(repo / "results/attack/epoch_1.csv")
     assert curve["epsilon"].tolist() == [0.0, 0.1, 0.2]
     assert curve["targeting_pct"].iloc[0] == 0  # ε = 0 moves no kernel
     original = models.load(repo / "models/original/epoch_1.pt")
