@@ -72,7 +72,7 @@ def test_the_papers_numbers_are_labelled_and_a_different_configuration_is_not_co
     line = next(l for l in text.splitlines() if l.startswith("**Does this run agree with the paper?**"))
     assert "Not comparable" in line and "resnet18" in line and "mnist5k" in line
     assert "not comparable: architecture, dataset, epochs differ" in text
-    assert "mnist5k (MNIST (5,000-digit subset)) vs MNIST" in text
+    assert "mnist5k (a 5,000-digit MNIST subset) vs MNIST" in text
 
 
 def test_a_matching_configuration_is_compared_within_sampling_error():

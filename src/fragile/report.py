@@ -16,7 +16,7 @@ from fragile.evaluation import Comparison
 from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, fragile_persistence
 
 PAPER_TITLE = "Adversarial Robustness in Deep Learning: Attacks on Fragile Neurons"
-DATASET_NAMES = {"mnist": "MNIST", "mnist5k": "MNIST (5,000-digit subset)", "fashion-mnist": "Fashion-MNIST",
+DATASET_NAMES = {"mnist": "MNIST", "mnist5k": "a 5,000-digit MNIST subset", "fashion-mnist": "Fashion-MNIST",
                  "cifar10": "CIFAR10"}
 ARCH_NAMES = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "resnet101": "ResNet-101"}
 
@@ -216,7 +216,7 @@ def _config_section(inputs: ReportInputs) -> str:
     first = inputs.attacks[c.checkpoints[0]]
     rank = inputs.ranks[c.checkpoints[0]]
     rows = [
-        ["dataset", c.dataset, "CIFAR10 and MNIST"],
+        ["dataset", f"{c.dataset} ({DATASET_NAMES.get(c.dataset, c.dataset)})", "CIFAR10 and MNIST"],
         ["architecture", f"{c.arch} ({c.stem} stem)", "ResNet-50 (ResNet-18 and ResNet-101 in Fig. 4)"],
         ["training epochs", c.epochs, "100"],
         ["checkpoints analysed", ", ".join(map(str, c.checkpoints)), "10, 50, 100"],
