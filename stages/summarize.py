@@ -7,7 +7,6 @@ attack.epsilons grid is computed here (three attacks at that single ε). So
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,9 @@ from fragile.atomic import write_json
 from fragile.errors import FragileError, reports_errors
 from fragile.evaluation import Comparison, comparison_from_counts
 from fragile.params import Params, load_params
+from fragile.results import read_result as _read
 from fragile.summary import accuracy_series, headline, kernel_drop_series, targeting_series
 from fragile.tables import write_csv
-
-
-def _read(path: Path, stage: str) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FragileError(f"{path} not found; run the {stage} stage first (dvc repro {stage})") from None
-    except json.JSONDecodeError:
-        raise FragileError(f"{path} is not valid JSON; rerun the {stage} stage (dvc repro -f {stage})") from None
 
 
 def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], p: Params) -> Comparison:

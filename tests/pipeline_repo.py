@@ -58,7 +58,7 @@ def make_repo(path: Path, overrides: dict | None = None) -> Path:
     sh("git", "init", "-q", "-b", "main", cwd=path)
     sh("dvc", "init", "-q", cwd=path)
     sh("dvc", "config", "core.analytics", "false", cwd=path)
-    shutil.copytree(ROOT / ".dvc" / "plots", path / ".dvc" / "plots")  # the `series` plot template
+    shutil.copytree(ROOT / ".dvc" / "plots", path / ".dvc" / "plots", dirs_exist_ok=True)  # custom plot templates (series)
     sh("git", "add", "-A", cwd=path)
     sh("git", "commit", "-qm", "tiny pipeline", cwd=path)
     return path

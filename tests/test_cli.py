@@ -21,7 +21,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_help_lists_every_stage(tmp_path):
     out = run("--help", cwd=tmp_path)
     assert out.returncode == 0
-    for stage in ("prepare", "train", "rank", "attack_target", "harden", "evaluate"):
+    for stage in ("prepare", "train", "rank", "attack_target", "harden", "evaluate", "summarize", "figures", "report"):
         assert stage in out.stdout
 
 

@@ -33,6 +33,12 @@ def test_every_declared_output_exists(repo):
         "results/evaluate/epoch_1.json",
         "results/evaluate/epoch_1.csv",
         "metrics/headline.json",
+        "report/report.md",
+        "report/figures/fig1_kernel_drop_epoch_1.png",
+        "report/figures/fig2_attack.png",
+        "report/figures/fig3_hardening_epoch_1.png",
+        "report/figures/fig4_kernel_persistence.png",
+        "report/data/fig2_attack.csv",
     ]
     missing = [p for p in expected if not (repo / p).is_file()]
     assert not missing
@@ -78,18 +84,20 @@ def test_dvc_sees_a_clean_pipeline_and_metrics(repo):
     assert json.loads(status.stdout) == {}
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=repo).stdout)
     assert "epoch_1" in json.dumps(shown) and "fgsm_accuracy_whitebox" in json.dumps(shown)
+    plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=repo).stdout)["data"]
+    assert plots["report/figures/fig2_attack.png"][0]["type"] == "image"
     again = sh("dvc", "repro", cwd=repo)
     assert "Running stage" not in again.stdout
 
 
 def test_changing_epsilon_reruns_only_what_reads_it(repo):
     """Last in this module: it edits the repo's params. ε = 0.05 is off the [0, 0.1, 0.2] grid,
-    so summarize attacks at it; prepare, train, rank, attack_target and evaluate do not run."""
+    so summarize attacks at it; prepare, train, rank, attack_target, evaluate and figures do not run."""
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("epsilon: 0.1\n", "epsilon: 0.05\n", 1))
     out = sh("dvc", "repro", cwd=repo).stdout
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
-    assert ran == ["harden@1", "summarize"]
+    assert ran == ["harden@1", "report", "summarize"]  # the report shows the new headline; figures do not
     headline = json.loads((repo / "metrics/headline.json").read_text())
     assert headline["epsilon"] == 0.05
     assert 0 <= headline["epoch_1"]["hardened"]["fgsm_accuracy_transfer"] <= 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import attack_target, evaluate, harden, prepare, rank, summarize, train
+from stages import attack_target, evaluate, figures, harden, prepare, rank, report, summarize, train
 
 app = typer.Typer(
     help="fragile: fragile/null kernels, FGSM targeting (Algorithm 1) and conv1 hardening. "
@@ -20,6 +20,8 @@ app.command("attack_target")(attack_target.main)
 app.command("harden")(harden.main)
 app.command("evaluate")(evaluate.main)
 app.command("summarize")(summarize.main)
+app.command("figures")(figures.main)
+app.command("report")(report.main)
 
 
 def main() -> None:

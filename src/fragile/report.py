@@ -1,0 +1,375 @@
+"""The results report (markdown): every number comes from the stages' results and metrics files.
+
+Only the paper's published numbers are constants here, and the report labels them as the
+paper's. Whether a published number can be compared with ours is decided from the run's
+configuration (dataset, architecture, epochs); otherwise the report says why it cannot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fragile.evaluation import Comparison
+from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, fragile_persistence
+
+PAPER_TITLE = "Adversarial Robustness in Deep Learning: Attacks on Fragile Neurons"
+DATASET_NAMES = {"mnist": "MNIST", "mnist5k": "a 5,000-digit MNIST subset", "fashion-mnist": "Fashion-MNIST",
+                 "cifar10": "CIFAR10"}
+ARCH_NAMES = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "resnet101": "ResNet-101"}
+
+
+@dataclass(frozen=True)
+class PaperSetting:
+    dataset: str  # our params' data.dataset spelling
+    arch: str  # our params' model.arch spelling
+    epochs: int
+
+    def describe(self) -> str:
+        return f"{ARCH_NAMES[self.arch]}, {DATASET_NAMES[self.dataset]}, {self.epochs} epochs"
+
+
+@dataclass(frozen=True)
+class PaperAccuracy:
+    """A published clean / FGSM accuracy pair (paper Section 3.1)."""
+
+    setting: PaperSetting
+    clean: float  # fraction
+    epsilon: float
+    fgsm: float  # fraction
+
+
+PAPER_ACCURACY = (
+    PaperAccuracy(PaperSetting("cifar10", "resnet50", 100), clean=0.7587, epsilon=0.01, fgsm=0.5888),
+    PaperAccuracy(PaperSetting("mnist", "resnet50", 100), clean=0.9942, epsilon=0.34, fgsm=0.794),
+)
+# Section 5 gives 37% / ~89% for ResNet-50 on MNIST after 10 epochs; the Conclusion gives the same
+# numbers for ResNet-50 on CIFAR10 after 50 epochs. Either setting counts as like for like.
+PAPER_FRAGILE_FRACTION = 0.37
+PAPER_TARGETING_PCT = 89.0
+PAPER_TARGETING_SETTINGS = (PaperSetting("mnist", "resnet50", 10), PaperSetting("cifar10", "resnet50", 50))
+AGREEMENT_STANDARD_ERRORS = 2.0  # "agrees" = within 2 binomial standard errors of our estimate
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dataset: str
+    arch: str
+    stem: str
+    epochs: int
+    checkpoints: tuple[int, ...]
+    seed: int
+
+    def describe(self) -> str:
+        return (f"{self.arch} ({self.stem} stem), {self.epochs} epochs (checkpoints "
+                f"{', '.join(map(str, self.checkpoints))}), {self.dataset}")
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    config: RunConfig
+    ranks: Mapping[int, Mapping[str, Any]]  # results/rank/epoch_N.json
+    attacks: Mapping[int, Mapping[str, Any]]  # results/attack/epoch_N.json
+    hardens: Mapping[int, Mapping[str, Any]]  # results/harden/epoch_N.json
+    comparisons: Mapping[int, Comparison]  # results/evaluate/epoch_N.json via comparison_from_counts
+    headline: Mapping[str, Any]  # metrics/headline.json
+    training: Mapping[str, Any] | None = None  # dvclive/train/metrics.json
+    figures_dir: str = "figures"  # relative to the report
+
+
+# --- formatting -----------------------------------------------------------------------------
+
+def pct(fraction: float) -> str:
+    return f"{100.0 * fraction:.1f}%"
+
+
+def pct_value(percent: float) -> str:
+    return f"{percent:.1f}%"
+
+
+def num(value: float, digits: int = 4) -> str:
+    return f"{value:.{digits}g}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured markdown table; cells are str()-ed and '|' is escaped."""
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _epsilon_label(epsilon: float) -> str:
+    return "0 (clean)" if epsilon == 0 else f"{epsilon:g}"
+
+
+# --- comparison with the paper ---------------------------------------------------------------
+
+def differences(config: RunConfig, setting: PaperSetting) -> list[tuple[str, str]]:
+    """(aspect, detail) for each way this run differs from a published setting (empty: like for like)."""
+    out = []
+    if config.arch != setting.arch:
+        out.append(("architecture", f"{config.arch} vs {ARCH_NAMES[setting.arch]}"))
+    if config.dataset != setting.dataset:
+        out.append(("dataset", f"{config.dataset} ({DATASET_NAMES.get(config.dataset, config.dataset)}) vs "
+                               f"{DATASET_NAMES[setting.dataset]}"))
+    if setting.epochs not in config.checkpoints:
+        out.append(("epochs", f"checkpoints at epochs {', '.join(map(str, config.checkpoints))} vs {setting.epochs}"))
+    return out
+
+
+def _not_comparable(gaps: list[tuple[str, str]]) -> str:
+    return "not comparable: " + ", ".join(aspect for aspect, _ in gaps) + " differ"
+
+
+def published(fraction: float) -> str:
+    """A paper's percentage at the precision it was printed with (75.87%, 79.4%, 37%)."""
+    return f"{100.0 * fraction:.4g}%"
+
+
+def _agreement(ours: float, paper: float, examples: int) -> tuple[str, str]:
+    """("agrees" | "disagrees", the detail): within 2 binomial standard errors of our estimate or not."""
+    margin = AGREEMENT_STANDARD_ERRORS * math.sqrt(max(ours * (1 - ours), 1e-12) / examples)
+    verdict = "agrees" if abs(ours - paper) <= margin else "disagrees"
+    return verdict, (f"{verdict} ({100.0 * (ours - paper):+.1f} pp; ±{100 * margin:.1f} pp is 2 standard errors "
+                     f"over {examples} examples)")
+
+
+def _accuracy_rows(inputs: ReportInputs) -> tuple[list[list[str]], list[str]]:
+    """Rows of the paper-vs-ours accuracy table, and one verdict per comparable number."""
+    rows, verdicts = [], []
+    for paper in PAPER_ACCURACY:
+        label = paper.setting.describe()
+        fgsm_label = f"{label}: FGSM accuracy at ε = {paper.epsilon:g}"
+        gaps = differences(inputs.config, paper.setting)
+        if gaps:
+            reason = _not_comparable(gaps)
+            rows.append([f"{label}: clean accuracy", published(paper.clean), "—", reason])
+            rows.append([fgsm_label, published(paper.fgsm), "—", reason])
+            continue
+        attack = inputs.attacks[paper.setting.epochs]
+        verdict, detail = _agreement(attack["clean_accuracy"], paper.clean, attack["examples"])
+        rows.append([f"{label}: clean accuracy", published(paper.clean), pct(attack["clean_accuracy"]), detail])
+        verdicts.append(f"{label}, clean accuracy {verdict}")
+        if paper.epsilon not in attack["epsilons"]:
+            rows.append([fgsm_label, published(paper.fgsm), "—",
+                         f"ε = {paper.epsilon:g} is not on attack.epsilons; add it to compare"])
+            continue
+        ours = attack["accuracy"][attack["epsilons"].index(paper.epsilon)]
+        verdict, detail = _agreement(ours, paper.fgsm, attack["examples"])
+        rows.append([fgsm_label, published(paper.fgsm), pct(ours), detail])
+        verdicts.append(f"{label}, FGSM accuracy at ε = {paper.epsilon:g} {verdict}")
+    return rows, verdicts
+
+
+def _headline_block(inputs: ReportInputs, epoch: int) -> Mapping[str, Any]:
+    return inputs.headline[f"epoch_{epoch}"]
+
+
+def _qualitative_rows(inputs: ReportInputs) -> list[list[str]]:
+    eps = inputs.headline["epsilon"]
+    comparable = [s for s in PAPER_TARGETING_SETTINGS if not differences(inputs.config, s)]
+    note = (f"like for like ({comparable[0].describe()})" if comparable else
+            _not_comparable(differences(inputs.config, PAPER_TARGETING_SETTINGS[0])) + "; qualitative only")
+    fractions = ", ".join(f"{pct(_headline_block(inputs, e)['kernels']['fragile_fraction'])} (epoch {e})"
+                          for e in inputs.config.checkpoints)
+    targeting = ", ".join(f"{pct_value(_headline_block(inputs, e)['original']['targeting_pct'])} (epoch {e})"
+                          for e in inputs.config.checkpoints)
+    return [
+        ["fragile kernels |S| as a share of conv1", published(PAPER_FRAGILE_FRACTION), fractions, note],
+        [f"examples whose attack concentrates on S (original model; ours at ε = {eps:g})",
+         f"≈{PAPER_TARGETING_PCT:g}%", targeting, note],
+    ]
+
+
+def agreement_line(inputs: ReportInputs) -> str:
+    """One plain sentence: do our numbers agree with the paper's, or why they cannot be compared."""
+    c = inputs.config
+    _, verdicts = _accuracy_rows(inputs)
+    eps = inputs.headline["epsilon"]
+    last = c.checkpoints[-1]
+    block = _headline_block(inputs, last)
+    fraction, targeting = block["kernels"]["fragile_fraction"], block["original"]["targeting_pct"]
+    qualitative = (
+        f"Qualitatively, at the last checkpoint (epoch {last}) {pct(fraction)} of conv1's kernels are fragile "
+        f"(paper: {published(PAPER_FRAGILE_FRACTION)}) and the attack at ε = {eps:g} concentrates on them for "
+        f"{pct_value(targeting)} of the examples (paper: ≈{PAPER_TARGETING_PCT:g}%), "
+        f"{'a majority as in the paper' if targeting > 50 else 'not a majority, unlike the paper'}."
+    )
+    if verdicts:
+        return f"**Does this run agree with the paper?** Where the configuration matches: {'; '.join(verdicts)}. {qualitative}"
+    return (
+        f"**Does this run agree with the paper?** Not comparable: this run is {c.describe()}, while the paper's "
+        f"accuracies are for {' and '.join(p.setting.describe() for p in PAPER_ACCURACY)}. {qualitative}"
+    )
+
+
+# --- sections --------------------------------------------------------------------------------
+
+def _config_section(inputs: ReportInputs) -> str:
+    c = inputs.config
+    first = inputs.attacks[c.checkpoints[0]]
+    rank = inputs.ranks[c.checkpoints[0]]
+    rows = [
+        ["dataset", f"{c.dataset} ({DATASET_NAMES.get(c.dataset, c.dataset)})", "CIFAR10 and MNIST"],
+        ["architecture", f"{c.arch} ({c.stem} stem)", "ResNet-50 (ResNet-18 and ResNet-101 in Fig. 4)"],
+        ["training epochs", c.epochs, "100"],
+        ["checkpoints analysed", ", ".join(map(str, c.checkpoints)), "10, 50, 100"],
+        ["kernel ranking", f"{rank['examples']} {rank['split']} examples, drop = {rank['drop']}", "not stated"],
+        ["FGSM examples per ε", f"{first['examples']} test examples", "not stated"],
+        ["ε grid", ", ".join(f"{e:g}" for e in first["epsilons"]), "0.01 (CIFAR10), 0.34 (MNIST), Fig. 2 range"],
+        ["headline ε (metrics/headline.json)", f"{inputs.headline['epsilon']:g}", "—"],
+        ["seed", c.seed, "—"],
+    ]
+    if inputs.training:
+        t = inputs.training
+        rows.append(["after the last epoch (DVCLive)",
+                     f"train accuracy {pct(t['train']['accuracy'])}, val accuracy {pct(t['val']['accuracy'])}", "—"])
+    return "## Configuration\n\n" + markdown_table(["", "this run", "paper"], rows)
+
+
+def _paper_section(inputs: ReportInputs) -> str:
+    rows, _ = _accuracy_rows(inputs)
+    rows += _qualitative_rows(inputs)
+    settings = [(p.setting, "clean and FGSM accuracy, Section 3.1") for p in PAPER_ACCURACY]
+    settings += [(PAPER_TARGETING_SETTINGS[0], "37% fragile, ≈89% on S, Section 5"),
+                 (PAPER_TARGETING_SETTINGS[1], "the same 37% / ≈89%, Conclusion")]
+    gaps = [f"- {setting.describe()} ({source}): "
+            + ("; ".join(detail for _, detail in differences(inputs.config, setting)) or "same configuration")
+            for setting, source in settings]
+    examples = inputs.attacks[inputs.config.checkpoints[0]]["examples"]
+    gaps.append(f"- examples: the paper does not state how many test examples it attacks; this run attacks "
+                f"{examples} per ε (attack.max_examples).")
+    return (
+        "## The paper's numbers beside ours\n\n"
+        + agreement_line(inputs) + "\n\n"
+        + markdown_table(["quantity", "paper (published)", "this run", "comparison"], rows) + "\n\n"
+        + f"Where the configurations differ (this run: {inputs.config.describe()}):\n\n" + "\n".join(gaps)
+    )
+
+
+def _figures_section(inputs: ReportInputs) -> str:
+    d, epochs = inputs.figures_dir, inputs.config.checkpoints
+    parts = ["## Figures", "",
+             "### Fig. 1: accuracy with each conv1 kernel dropped", "",
+             "Fragile kernels S (blue circles) lie below the red mean line, null kernels S' (black stars) "
+             "above it; the dashed line is the accuracy with no kernel dropped.", ""]
+    parts += [f"![Fig. 1, epoch {e}]({d}/{fig1_name(e)}.png)\n" for e in epochs]
+    parts += ["### Fig. 2: FGSM accuracy and targeting across checkpoints", "",
+              "Left: accuracy vs ε (linear axis). Right: the share of examples whose attack concentrates on S "
+              "(Algorithm 1) vs ε on a log axis; ε = 0 cannot be shown on a log axis and is omitted there "
+              "(it moves no kernel, so its share is 0 by definition).", "",
+              f"![Fig. 2]({d}/{FIG2}.png)", "",
+              "### Fig. 3: original vs hardened conv1", "",
+              "Left: targeting percentage for the original and the hardened model (white-box) and for the "
+              "original's adversarial examples fed to the hardened model (transfer). Right: FGSM accuracy "
+              "of the same three.", ""]
+    parts += [f"![Fig. 3, epoch {e}]({d}/{fig3_name(e)}.png)\n" for e in epochs]
+    always, some = fragile_persistence(inputs.ranks)
+    parts += ["### Fig. 4: kernel drop across checkpoints", "",
+              f"Red circles: kernels fragile at every checkpoint ({len(always)}: {_kernel_list(always)}). "
+              f"Red crosses: fragile at some checkpoints but not all ({len(some)}).", "",
+              f"![Fig. 4]({d}/{FIG4}.png)"]
+    return "\n".join(parts)
+
+
+def _kernel_list(kernels: Sequence[int]) -> str:
+    return ", ".join(map(str, kernels)) if kernels else "none"
+
+
+def _accuracy_section(inputs: ReportInputs) -> str:
+    epochs = inputs.config.checkpoints
+    eps = inputs.attacks[epochs[0]]["epsilons"]
+    rows = [[_epsilon_label(e)] + [pct(inputs.attacks[ep]["accuracy"][i]) for ep in epochs]
+            for i, e in enumerate(eps)]
+    targeting = [[f"{e:g}"] + [pct_value(inputs.attacks[ep]["targeting_pct"][i]) for ep in epochs]
+                 for i, e in enumerate(eps)]
+    return (
+        "## Clean and FGSM accuracy (original model, attack_target stage)\n\n"
+        + markdown_table(["ε"] + [f"epoch {ep}" for ep in epochs], rows)
+        + "\n\n## Targeting: examples whose attack concentrates on S (Algorithm 1, original model)\n\n"
+        + markdown_table(["ε"] + [f"epoch {ep}" for ep in epochs], targeting)
+    )
+
+
+def _kernels_section(inputs: ReportInputs) -> str:
+    always, _ = fragile_persistence(inputs.ranks)
+    rows = []
+    for ep in inputs.config.checkpoints:
+        r, k = inputs.ranks[ep], _headline_block(inputs, ep)["kernels"]
+        rows.append([ep, pct(r["baseline_accuracy"]), pct(r["mean_accuracy"]), k["fragile"], k["null"],
+                     pct(k["fragile_fraction"]), len(always)])
+    return "## Fragile and null kernels\n\n" + markdown_table(
+        ["epoch", "accuracy, nothing dropped", "mean accuracy over drops", "|S|", "|S'|", "fragile fraction",
+         "fragile at every checkpoint"], rows)
+
+
+def _hardening_section(inputs: ReportInputs) -> str:
+    rows, grids = [], []
+    for ep in inputs.config.checkpoints:
+        h = inputs.hardens[ep]
+        rows.append([ep, h["m"], h["n"], num(h["beta"]), num(h["lam"]), num(h["sigma"]), num(h["tau"]),
+                     f"{h['above_tau']} of {len(h['singular_values'])}", h["rank_kept"], num(h["alpha"]),
+                     h["threshold"], h["norm"], h["noise_source"]])
+        if h["noise_grid"]:
+            grids.append(f"Epoch {ep} (σ chosen by FGSM accuracy at ε = {h['search_epsilon']:g} on val):\n\n"
+                         + markdown_table(["σ", "val FGSM accuracy", "τ", "rank kept", "α", "chosen"],
+                                          [[num(g["sigma"]), pct(g["fgsm_accuracy_val"]), num(g["tau"]),
+                                            g["rank_kept"], num(g["alpha"]), "✓" if g["sigma"] == h["sigma"] else ""]
+                                           for g in h["noise_grid"]]))
+    grid_text = "\n\n".join(grids) if grids else (
+        "No noise search ran: harden.noise_grid is empty, so σ = harden.noise "
+        f"({', '.join(num(inputs.hardens[e]['sigma']) for e in inputs.config.checkpoints)}).")
+    table = markdown_table(["epoch", "m", "n", "β = m/n", "λ(β)", "σ", "τ = λ√n σ", "singular values ≥ τ",
+                            "rank kept", "α", "threshold", "norm", "σ from"], rows)
+    return f"## Hardening (Sections 4.1-4.2)\n\n{table}\n\n### Noise search\n\n{grid_text}"
+
+
+def _evaluate_section(inputs: ReportInputs) -> str:
+    parts = ["## Original vs hardened (evaluate stage, Fig. 3 data)"]
+    for ep in inputs.config.checkpoints:
+        c = inputs.comparisons[ep]
+        rows = [[_epsilon_label(e), pct(c.original.accuracy(i)), pct(c.hardened.accuracy(i)),
+                 pct(c.transfer.accuracy(i)), pct_value(c.original.targeting_pct(i)),
+                 pct_value(c.hardened.targeting_pct(i)), pct_value(c.transfer.targeting_pct(i))]
+                for i, e in enumerate(c.original.epsilons)]
+        parts.append(f"### Epoch {ep} ({c.original.examples} test examples)\n\n" + markdown_table(
+            ["ε", "accuracy: original", "hardened (white-box)", "hardened (transfer)", "on S: original",
+             "on S: hardened", "on S: transfer"], rows))
+    return "\n\n".join(parts)
+
+
+def _headline_section(inputs: ReportInputs) -> str:
+    rows = []
+    for ep in inputs.config.checkpoints:
+        b = _headline_block(inputs, ep)
+        o, h = b["original"], b["hardened"]
+        rows.append([ep, pct(o["clean_accuracy"]), pct(o["fgsm_accuracy"]), pct(h["clean_accuracy"]),
+                     pct(h["fgsm_accuracy_whitebox"]), pct(h["fgsm_accuracy_transfer"]),
+                     pct_value(o["targeting_pct"]), pct_value(h["targeting_pct"])])
+    return (f"## Headline at ε = {inputs.headline['epsilon']:g} (metrics/headline.json)\n\n" + markdown_table(
+        ["epoch", "original clean", "original FGSM", "hardened clean", "hardened white-box", "hardened transfer",
+         "on S: original", "on S: hardened"], rows))
+
+
+def build_report(inputs: ReportInputs) -> str:
+    """The whole report as markdown (figures linked relative to the report's folder)."""
+    sections = [
+        f"# Fragile neurons: results report\n\nReproduction of \"{PAPER_TITLE}\". Written by the `report` stage "
+        "from results/, metrics/headline.json, dvclive/train/metrics.json and params.yaml; `dvc repro` "
+        "regenerates it. Accuracies are percentages of the examples attacked; pp = percentage points.",
+        _config_section(inputs),
+        _paper_section(inputs),
+        _headline_section(inputs),
+        _figures_section(inputs),
+        _accuracy_section(inputs),
+        _kernels_section(inputs),
+        _evaluate_section(inputs),
+        _hardening_section(inputs),
+    ]
+    return "\n\n".join(sections) + "\n"

@@ -1,0 +1,149 @@
+"""The report: its numbers come from the results and metrics files, and it says when the paper is comparable."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import fake_results as fake
+from fragile.evaluation import comparison_from_counts
+from fragile.figures import figure_names
+from fragile.report import ReportInputs, RunConfig, build_report, markdown_table
+from stages import report as report_stage
+
+EPOCHS = (1, 2)
+
+
+def inputs(config: RunConfig | None = None, epochs: tuple[int, ...] = EPOCHS, **changes) -> ReportInputs:
+    base = dict(
+        config=config or RunConfig("mnist5k", "resnet18", "imagenet", max(epochs), epochs, 0),
+        ranks={e: fake.rank(e) for e in epochs},
+        attacks={e: fake.attack(e) for e in epochs},
+        hardens={e: fake.harden(e) for e in epochs},
+        comparisons={e: comparison_from_counts(fake.counts(e)) for e in epochs},
+        headline=fake.headline_metrics(epochs),
+        training={"train": {"accuracy": 0.91}, "val": {"accuracy": 0.88}},
+    )
+    return ReportInputs(**{**base, **changes})
+
+
+def _row(text: str, first_cell: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"| {first_cell} |"))
+
+
+def test_tables_show_accuracy_per_epsilon_per_checkpoint_and_kernel_counts():
+    text = build_report(inputs())
+    a1, a2 = fake.attack(1), fake.attack(2)
+    assert _row(text, "0 (clean)").startswith(f"| 0 (clean) | {100 * a1['accuracy'][0]:.1f}% | "
+                                              f"{100 * a2['accuracy'][0]:.1f}% |")
+    r1 = fake.rank(1)
+    kernels = fake.headline_metrics(EPOCHS)["epoch_1"]["kernels"]
+    assert re.search(rf"\| 1 \| 70.0% \| {100 * r1['mean_accuracy']:.1f}% \| {kernels['fragile']} \| "
+                     rf"{kernels['null']} \| {100 * kernels['fragile_fraction']:.1f}% \|", text)
+    assert "| 1 | 5 | 49 | 0.102 | 1.6 | 0.015 | 0.5 | 4 of 5 | 4 | 1.25 | truncate | spectral | harden.noise |" in text
+    assert "No noise search ran" in text
+
+
+def test_changing_a_metric_changes_the_report():
+    before = build_report(inputs())
+    attacks = {e: fake.attack(e) for e in EPOCHS}
+    attacks[2]["accuracy"][2] = 0.4321
+    after = build_report(inputs(attacks=attacks))
+    assert "43.2%" in after and "43.2%" not in before
+    headline = fake.headline_metrics(EPOCHS)
+    headline["epoch_2"]["hardened"]["fgsm_accuracy_transfer"] = 0.1234
+    assert "12.3%" in build_report(inputs(headline=headline))
+
+
+def test_noise_grid_rows_and_the_chosen_sigma():
+    text = build_report(inputs(hardens={e: fake.harden(e, grid=True) for e in EPOCHS}))
+    assert "σ chosen by FGSM accuracy at ε = 0.1 on val" in text
+    assert "| 0.02 | 42.0% | 0.2 | 4 | 1.1 | ✓ |" in text
+    assert "| 0.01 | 41.0% | 0.1 | 4 | 1.1 |  |" in text
+
+
+def test_the_papers_numbers_are_labelled_and_a_different_configuration_is_not_comparable():
+    text = build_report(inputs())
+    for published in ("75.87%", "58.88%", "99.42%", "79.4%", "37%", "≈89%"):
+        assert published in text
+    assert "paper (published)" in text
+    line = next(l for l in text.splitlines() if l.startswith("**Does this run agree with the paper?**"))
+    assert "Not comparable" in line and "resnet18" in line and "mnist5k" in line
+    assert "not comparable: architecture, dataset, epochs differ" in text
+    assert "mnist5k (a 5,000-digit MNIST subset) vs MNIST" in text
+
+
+def test_a_matching_configuration_is_compared_within_sampling_error():
+    config = RunConfig("cifar10", "resnet50", "imagenet", 100, (100,), 0)
+    attack = {"examples": 1000, "clean_accuracy": 0.76, "epsilons": [0.0, 0.01], "accuracy": [0.76, 0.50],
+              "targeting_pct": [0.0, 90.0]}
+    counts = {**fake.counts(100), "epsilons": [0.0, 0.01]}
+    for name in ("original", "hardened", "transfer"):
+        counts[name] = {k: v[:2] if isinstance(v, list) else v for k, v in counts[name].items()}
+    text = build_report(inputs(config, (100,), attacks={100: attack},
+                               comparisons={100: comparison_from_counts(counts)}))
+    line = next(l for l in text.splitlines() if l.startswith("**Does this run agree with the paper?**"))
+    assert "clean accuracy agrees" in line  # 76.0% vs 75.87%, 2 SE ≈ 2.7 pp
+    assert "FGSM accuracy at ε = 0.01 disagrees" in line  # 50.0% vs 58.88%
+    assert "-8.9 pp" in text
+    assert "not comparable: dataset differ" in text  # the MNIST pair
+
+
+def test_a_matching_configuration_without_the_papers_epsilon_says_what_to_add():
+    config = RunConfig("mnist", "resnet50", "imagenet", 100, (1, 100), 0)
+    text = build_report(inputs(config, (1, 100)))
+    assert "ε = 0.34 is not on attack.epsilons; add it to compare" in text
+    assert "ResNet-50, MNIST, 100 epochs, clean accuracy disagrees" in text  # ours 70.0% vs 99.42%
+
+
+def test_markdown_table_escapes_pipes():
+    assert markdown_table(["a", "b"], [["|S|", 1]]) == "| a | b |\n|---|---|\n| \\|S\\| | 1 |"
+
+
+def test_figures_are_embedded_by_relative_path():
+    text = build_report(inputs())
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links == [f"figures/{name}.png" for name in figure_names(EPOCHS)]
+
+
+def _run_stage(root):
+    report_stage.main(root / "results/rank", root / "results/attack", root / "results/harden",
+                      root / "results/evaluate", root / "metrics/headline.json", root / "dvclive/train/metrics.json",
+                      root / "report/figures", root / "report/report.md", root / "params.yaml")
+    return (root / "report/report.md").read_text(encoding="utf-8")
+
+
+def _fake_figures(root, epochs):
+    (root / "report/figures").mkdir(parents=True)
+    for name in figure_names(epochs):
+        (root / f"report/figures/{name}.png").write_bytes(b"")
+
+
+def test_the_stage_reads_its_numbers_from_the_metrics_files(tmp_path):
+    fake.write_results(tmp_path, EPOCHS)
+    _fake_figures(tmp_path, EPOCHS)
+    before = _run_stage(tmp_path)
+    assert "![Fig. 2](figures/fig2_attack.png)" in before
+    path = tmp_path / "metrics/headline.json"
+    metrics = json.loads(path.read_text())
+    metrics["epoch_1"]["original"]["targeting_pct"] = 12.3456
+    metrics["epoch_2"]["kernels"]["fragile_fraction"] = 0.777
+    path.write_text(json.dumps(metrics))
+    after = _run_stage(tmp_path)
+    assert "12.3% (epoch 1)" in after and "12.3% (epoch 1)" not in before
+    assert "77.7% of conv1's kernels are fragile" in after
+    path = tmp_path / "results/harden/epoch_2.json"
+    harden = json.loads(path.read_text())
+    harden["alpha"] = 1.987654
+    path.write_text(json.dumps(harden))
+    assert "| 1.988 |" in _run_stage(tmp_path)
+
+
+def test_the_stage_needs_the_figures_first(tmp_path, capsys):
+    fake.write_results(tmp_path, EPOCHS)
+    with pytest.raises(SystemExit) as exit_info:
+        _run_stage(tmp_path)
+    assert exit_info.value.code == 2
+    assert "run the figures stage first" in capsys.readouterr().err
