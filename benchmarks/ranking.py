@@ -9,7 +9,10 @@ from fragile.models import FragileNet
 from fragile.ranking import compare_rankings, drop_point, rank_by_hooks, rank_conv1, rank_taylor
 
 
-def run(model: FragileNet, split: Split, batch_size: int, drop: str, repeats: int) -> dict[str, object]:
+def run(model: FragileNet, split: Split, batch_size: int, drop: str, repeats: int,
+        full: Split | None = None) -> dict[str, object]:
+    """Timings on `split`; Spearman and set agreement on `full` (the whole rank split) when the
+    timings used fewer examples, since the sets depend on the examples."""
     point = drop_point(model, "conv1", drop)
     channels = model.net.conv1.out_channels
     cases = {
@@ -17,7 +20,7 @@ def run(model: FragileNet, split: Split, batch_size: int, drop: str, repeats: in
         "exact (rank_conv1)": lambda: rank_conv1(model, split.batches(batch_size), drop),
         "taylor (rank_taylor)": lambda: rank_taylor(model, split.batches(batch_size), drop),
     }
-    one = split.head(batch_size)
+    one = split.head(8)  # warm-up: one small batch
     warmup = {
         "naive": lambda: rank_by_hooks(model, one.batches(batch_size), point, channels),
         "exact": lambda: rank_conv1(model, one.batches(batch_size), drop),
@@ -27,6 +30,9 @@ def run(model: FragileNet, split: Split, batch_size: int, drop: str, repeats: in
     naive = rank_by_hooks(model, split.batches(batch_size), point, channels)
     exact = rank_conv1(model, split.batches(batch_size), drop)
     taylor = rank_taylor(model, split.batches(batch_size), drop)
+    compared = exact, taylor
+    if full is not None and len(full) != len(split):
+        compared = rank_conv1(model, full.batches(batch_size), drop), rank_taylor(model, full.batches(batch_size), drop)
     return {
         "times": times,
         "ratios": [
@@ -34,8 +40,9 @@ def run(model: FragileNet, split: Split, batch_size: int, drop: str, repeats: in
             Ratio.of("taylor vs exact ranking", times["exact (rank_conv1)"], times["taylor (rank_taylor)"], 15),
         ],
         "identical_accuracy": exact.accuracy == naive.accuracy,
-        "comparison": compare_rankings(taylor, exact),
-        "sizes": {"exact S": len(exact.fragile), "taylor S": len(taylor.fragile), "kernels": channels},
+        "comparison": compare_rankings(compared[1], compared[0]),
+        "compared_examples": compared[0].examples,
+        "sizes": {"exact S": len(compared[0].fragile), "taylor S": len(compared[1].fragile), "kernels": channels},
         "examples": exact.examples,
-        "exact_sets": (exact.fragile, exact.null),
+        "exact_sets": (compared[0].fragile, compared[0].null),
     }

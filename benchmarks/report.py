@@ -51,6 +51,9 @@ def render(f: dict[str, Any]) -> str:
         "- no GPU: every number below is CPU; the CUDA path of the train stage (bf16 autocast, "
         "channels_last) is implemented but was not measured" if m["gpu"].startswith("none") else
         f"- GPU: {m['gpu']}",
+        "- item 5 (memory, separate processes) ran **concurrently** with the timings of items 1-4 to fit "
+        "the time on a busy machine: peak RSS does not depend on load, but it added to the load the timings saw"
+        if f["memory_concurrent"] else "- item 5 (memory) ran first, alone",
         f"- model: resnet18 (ImageNet stem) on mnist5k; {f['model_source']}",
         "",
         "## Summary",
@@ -85,7 +88,7 @@ def render(f: dict[str, Any]) -> str:
         "backward pass per batch).",
         "",
         f"- exact per-kernel accuracies identical to the naive loop: {'yes' if rk['identical_accuracy'] else '**no**'}",
-        f"- taylor vs exact on this model: Spearman {rk['comparison']['spearman']:.3f} (score vs accuracy lost), "
+        f"- taylor vs exact on this model ({rk['compared_examples']} examples of the rank split): Spearman {rk['comparison']['spearman']:.3f} (score vs accuracy lost), "
         f"{rk['comparison']['spearman_loss']:.3f} (score vs exact loss); same set (S or S') for "
         f"{rk['comparison']['set_agreement']:.1%} of kernels; |S| exact {rk['sizes']['exact S']}, "
         f"taylor {rk['sizes']['taylor S']}",

@@ -72,7 +72,7 @@ def run(model: FragileNet, split: Split, batch_size: int, fragile: list[int], nu
         "torchattacks, + Algorithm 1": lambda: torchattacks_curve(model, split, batch_size, EPSILONS, fragile, null),
         "sweep, + Algorithm 1": lambda: fgsm_sweep(model, split.batches(batch_size), EPSILONS, fragile, null, conv1),
     }
-    one = split.head(batch_size)
+    one = split.head(8)  # warm-up: one small batch
     warmup = {
         "torchattacks": lambda: torchattacks_curve(model, one, batch_size, EPSILONS, fragile, null),
         "sweep": lambda: fgsm_sweep(model, one.batches(batch_size), EPSILONS, fragile, null, conv1),
