@@ -1,4 +1,10 @@
-"""rank: nodal dropout of conv1 on one checkpoint → fragile kernels S and null kernels S'."""
+"""rank: nodal dropout of conv1 on one checkpoint → fragile kernels S and null kernels S'.
+
+rank.method: ablation (exact; per-kernel `accuracy` and `loss`) or taylor (first-order
+estimate; per-kernel `score`, and `accuracy`/`mean_accuracy` are null unless rank.compare
+also ran the exact ranking). rank.compare: true computes both methods and records their
+Spearman correlation and S/S' agreement under `comparison`; S and S' come from rank.method.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.params import load_params
 from fragile.progress import progress_bar
-from fragile.ranking import rank_conv1, ranking_table
+from fragile.ranking import compare_rankings, rank_conv1, rank_taylor, ranking_table, taylor_table
 from fragile.tables import write_csv
 
 
@@ -21,7 +27,7 @@ from fragile.tables import write_csv
 def main(
     model: Path = typer.Option(..., help="Checkpoint to rank (models/original/epoch_<N>.pt)."),
     data: Path = typer.Option(Path("data/prepared"), help="Prepared data folder."),
-    kernels_csv: Path = typer.Option(..., "--kernels", help="Per-kernel CSV: kernel, accuracy, loss, set."),
+    kernels_csv: Path = typer.Option(..., "--kernels", help="Per-kernel CSV: kernel, accuracy, loss (ablation) and/or score (taylor), set."),
     sets: Path = typer.Option(..., help="JSON with S, S', the mean line and counts."),
     params: Path = typer.Option(Path("params.yaml"), help="Params file (reads rank.*)."),
 ) -> None:
@@ -31,33 +37,54 @@ def main(
     split = load_split(data, p.split).head(p.max_examples)
     device = pick_device()
     to_device(net, device)
-    with progress_bar(f"rank {model.name}", len(split)) as advance:
-        ranking = rank_conv1(net, split.batches(p.batch_size), p.drop, device=device, progress=advance)
-    ranking.check_sets()
-    write_csv(kernels_csv, ranking_table(ranking))
-    write_json(
-        sets,
-        {
-            "checkpoint": str(model),
-            "epoch": meta["epoch"],
-            "layer": "conv1",
-            "split": p.split,
-            "drop": p.drop,
-            "examples": ranking.examples,
-            "baseline_accuracy": ranking.baseline_accuracy,
-            "mean_accuracy": ranking.mean_accuracy,
-            "num_fragile": len(ranking.fragile),
-            "num_null": len(ranking.null),
-            "fragile": ranking.fragile,
-            "null": ranking.null,
-            "accuracy": ranking.accuracy,
-            "device": device.type,
-        },
-    )
-    typer.echo(
-        f"{model}: |S| = {len(ranking.fragile)}, |S'| = {len(ranking.null)}, mean drop accuracy "
-        f"{ranking.mean_accuracy:.4f} (baseline {ranking.baseline_accuracy:.4f}, {ranking.examples} {p.split} examples)"
-    )
+    batches = lambda: split.batches(p.batch_size)  # noqa: E731 - a fresh iterator per method
+    exact = taylor = None
+    if p.method == "ablation" or p.compare:
+        with progress_bar(f"rank {model.name} (ablation)", len(split)) as advance:
+            exact = rank_conv1(net, batches(), p.drop, device=device, progress=advance)
+    if p.method == "taylor" or p.compare:
+        with progress_bar(f"rank {model.name} (taylor)", len(split)) as advance:
+            taylor = rank_taylor(net, batches(), p.drop, device=device, progress=advance)
+    chosen = exact if p.method == "ablation" else taylor
+    assert chosen is not None
+    chosen.check_sets()
+    if exact is not None and p.method == "ablation":  # the table's sets come from the method in use
+        table = ranking_table(exact)
+        if taylor is not None:
+            table.insert(3, "score", taylor.score)
+    else:
+        assert taylor is not None
+        table = taylor_table(taylor, exact)
+    write_csv(kernels_csv, table)
+    summary = {
+        "checkpoint": str(model),
+        "epoch": meta["epoch"],
+        "layer": "conv1",
+        "split": p.split,
+        "drop": p.drop,
+        "method": p.method,
+        "examples": chosen.examples,
+        "baseline_accuracy": exact.baseline_accuracy if exact else None,
+        "mean_accuracy": exact.mean_accuracy if exact else None,
+        "num_fragile": len(chosen.fragile),
+        "num_null": len(chosen.null),
+        "fragile": chosen.fragile,
+        "null": chosen.null,
+        "accuracy": exact.accuracy if exact else None,
+        "device": device.type,
+    }
+    if taylor is not None:
+        summary.update(score=taylor.score, mean_score=taylor.mean_score, baseline_loss=taylor.baseline_loss)
+    if exact is not None and taylor is not None:
+        summary["comparison"] = compare_rankings(taylor, exact)
+    write_json(sets, summary)
+    line = f"{model}: {p.method}: |S| = {len(chosen.fragile)}, |S'| = {len(chosen.null)}"
+    if exact is not None:
+        line += f", mean drop accuracy {exact.mean_accuracy:.4f} (baseline {exact.baseline_accuracy:.4f})"
+    if "comparison" in summary:
+        c = summary["comparison"]
+        line += f", taylor vs exact: Spearman {c['spearman']:.3f}, same set {c['set_agreement']:.0%}"
+    typer.echo(line + f", {chosen.examples} {p.split} examples")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ def test_a_typo_names_the_key_and_the_closest_valid_one():
         ({"data__dataset": "imagenet"}, "data.dataset must be one of"),
         ({"model__arch": "resnet34"}, "model.arch must be one of resnet18, resnet50, resnet101"),
         ({"data__download": "yes"}, "data.download must be true or false"),
+        ({"rank__method": "taylr"}, r"rank.method must be one of ablation, taylor.*did you mean 'taylor'"),
+        ({"rank__compare": "yes"}, "rank.compare must be true or false"),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_key(change, message):

@@ -62,3 +62,67 @@ def test_drop_point_pairs_convs_with_their_batchnorm(tiny_model):
     assert drop_point(tiny_model, "layer2.0.conv2", "activation") is net.layer2[0].bn2
     assert drop_point(tiny_model, "layer2.0.downsample.0", "activation") is net.layer2[0].downsample[1]
     assert drop_point(tiny_model, "conv1", "weight") is net.conv1
+
+
+# --- rank.method: taylor ---------------------------------------------------------------------
+
+from fragile.ranking import TaylorRanking, compare_rankings, rank_taylor, taylor_table  # noqa: E402
+
+
+def _mean_loss_from_stem(model, hidden, labels):
+    from fragile.ranking import _rest
+
+    return torch.nn.functional.cross_entropy(_rest(model, hidden), labels)
+
+
+@pytest.mark.parametrize("drop", ["activation", "weight"])
+def test_taylor_score_is_the_first_order_change_in_loss(tiny_model, tiny_split, drop):
+    """score[k] equals the directional derivative of the mean loss as channel k of the stem's
+    output moves towards its dropped value, measured by a central finite difference in float64."""
+    from fragile.ranking import _stem, dropped_channel_value
+
+    model = tiny_model.double()
+    images, labels = next(tiny_split.batches(len(tiny_split)))
+    images = images.double()
+    taylor = rank_taylor(model, [(images, labels)], drop=drop)
+    fill = dropped_channel_value(model, drop).double()
+    with torch.no_grad():
+        hidden = _stem(model, images)
+        h = 1e-7  # float64: small enough that no ReLU in the rest of the network changes side
+        for k in (0, 7, 33, 63):
+            direction = torch.zeros_like(hidden)
+            direction[:, k] = fill[k] - hidden[:, k]
+            up = _mean_loss_from_stem(model, hidden + h * direction, labels)
+            down = _mean_loss_from_stem(model, hidden - h * direction, labels)
+            assert taylor.score[k] == pytest.approx(float((up - down) / (2 * h)), rel=1e-5, abs=1e-9)
+    assert taylor.examples == len(tiny_split)
+
+
+def test_taylor_score_is_a_mean_over_examples_independent_of_batching(tiny_model, tiny_split):
+    whole = rank_taylor(tiny_model, tiny_split.batches(48))
+    batched = rank_taylor(tiny_model, tiny_split.batches(7))
+    assert batched.score == pytest.approx(whole.score, rel=1e-4, abs=1e-6)
+    assert batched.baseline_loss == pytest.approx(whole.baseline_loss, rel=1e-5)
+
+
+def test_taylor_sets_split_at_the_mean_score():
+    taylor = TaylorRanking(score=[0.3, -0.1, 0.05, 0.2], examples=4, baseline_loss=1.0)
+    assert taylor.mean_score == pytest.approx(0.1125)
+    assert taylor.fragile == [0, 3]  # their drop raises the loss more than the mean
+    assert taylor.null == [1, 2]
+    with pytest.raises(FragileError, match="same Taylor score"):
+        TaylorRanking(score=[0.1] * 4, examples=4, baseline_loss=1.0).check_sets()
+
+
+def test_comparison_with_the_exact_ranking():
+    exact = KernelRanking(accuracy=[0.5, 0.9, 0.7, 0.8], loss=[2.0, 0.5, 1.0, 0.7], examples=10,
+                          baseline_accuracy=0.9)
+    agreeing = TaylorRanking(score=[0.9, 0.0, 0.4, 0.2], examples=10, baseline_loss=0.4)
+    assert compare_rankings(agreeing, exact) == {"spearman": 1.0, "spearman_loss": 1.0, "set_agreement": 1.0}
+    reversed_ = TaylorRanking(score=[0.0, 0.9, 0.2, 0.4], examples=10, baseline_loss=0.4)
+    result = compare_rankings(reversed_, exact)
+    assert result["spearman"] == pytest.approx(-1.0)
+    assert result["set_agreement"] == 0.0  # exact S = {0, 2}, taylor S = {1, 3}
+    table = taylor_table(agreeing, exact)
+    assert list(table.columns) == ["kernel", "score", "accuracy", "loss", "set"]
+    assert table["set"].tolist() == ["S", "S'", "S", "S'"]

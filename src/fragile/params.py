@@ -25,6 +25,7 @@ STEMS = ("imagenet", "cifar")
 SCHEDULERS = ("cosine", "constant")
 SPLITS = ("train", "val", "test")
 DROP_MODES = ("activation", "weight")
+RANK_METHODS = ("ablation", "taylor")
 THRESHOLDS = ("truncate", "clamp")
 NORMS = ("spectral", "fro")
 
@@ -98,12 +99,15 @@ class RankParams:
     max_examples: int = 1000
     batch_size: int = 250
     drop: str = "activation"
+    method: str = "ablation"
+    compare: bool = False
 
     def validate(self) -> None:
         _choice("rank.split", self.split, SPLITS)
         _positive("rank.max_examples", self.max_examples)
         _positive("rank.batch_size", self.batch_size)
         _choice("rank.drop", self.drop, DROP_MODES)
+        _choice("rank.method", self.method, RANK_METHODS)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,11 @@ def targeting_series(comparisons: dict[int, Comparison]) -> pd.DataFrame:
 
 
 def kernel_drop_series(sets: dict[int, dict[str, Any]]) -> pd.DataFrame:
+    """Measured accuracy per dropped kernel; a checkpoint ranked by rank.method: taylor alone
+    has no measured accuracy (`accuracy` is null) and contributes no rows."""
     rows = []
     for epoch, entry in sets.items():
+        if entry.get("accuracy") is None:
+            continue
         rows += [{"kernel": k, "accuracy": acc, "series": f"epoch {epoch}"} for k, acc in enumerate(entry["accuracy"])]
     return pd.DataFrame(rows, columns=["kernel", "accuracy", "series"])

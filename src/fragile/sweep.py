@@ -6,6 +6,7 @@ of `target` gives both its accuracy and its layer output for Algorithm 1.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -57,30 +58,32 @@ def fgsm_sweep(
     epsilons: Sequence[float],
     fragile: Sequence[int],
     null: Sequence[int],
-    layer: nn.Module,
+    layer: nn.Module | None,
     source: nn.Module | None = None,
     device: torch.device | None = None,
     progress: object | None = None,
 ) -> SweepResult:
     """Accuracy of `target` under FGSM from `source` (white-box when None) and Algorithm 1
-    on `layer` (a module of `target`), for every ε."""
+    on `layer` (a module of `target`), for every ε. `layer=None` gives the accuracy curve
+    alone (`targeted` stays 0), without the layer captures and distances."""
     source = target if source is None else source
     result = SweepResult(list(epsilons))
-    with eval_mode(target), eval_mode(source), capture_output(layer) as outputs:
+    capture = capture_output(layer) if layer is not None else contextlib.nullcontext(None)
+    with eval_mode(target), eval_mode(source), capture as outputs:
         for images, labels in batches:
             images, labels = batch_to(images, device), labels.to(device)
             sign = gradient_sign(source, images, labels)
-            outputs.clear()
+            if outputs is not None:
+                outputs.clear()  # the gradient pass's capture
             with torch.no_grad():
                 result.clean_correct += int((target(images).argmax(1) == labels).sum())
-                clean_layer = outputs.pop()
+                clean_layer = outputs.pop() if outputs is not None else None
                 for i, eps in enumerate(epsilons):
                     logits = target(perturb(images, sign, eps))
-                    adv_layer = outputs.pop()
                     result.correct[i] += int((logits.argmax(1) == labels).sum())
-                    distances = kernel_distances(clean_layer, adv_layer)
-                    result.targeted[i] += int(targets_fragile(distances, fragile, null).sum())
-            outputs.clear()
+                    if outputs is not None:
+                        distances = kernel_distances(clean_layer, outputs.pop())
+                        result.targeted[i] += int(targets_fragile(distances, fragile, null).sum())
             result.examples += len(labels)
             if progress is not None:
                 progress(len(labels))  # type: ignore[operator]

@@ -1,0 +1,68 @@
+"""The rank stage's output for rank.method ablation and taylor, with and without rank.compare."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from fragile import models
+from fragile.data import Split, write_prepared
+from fragile.summary import kernel_drop_series
+from stages.rank import main as rank_stage
+
+
+@pytest.fixture
+def rank_inputs(tmp_path, tiny_model, tiny_split):
+    # Labels = the model's own predictions: baseline accuracy 1, so drops differ and S, S' are non-empty.
+    images, _ = next(tiny_split.batches(len(tiny_split)))
+    with torch.no_grad():
+        tiny_split = Split(tiny_split.images, tiny_model(images).argmax(1).numpy())
+    write_prepared(tmp_path / "data", {"train": tiny_split, "val": tiny_split, "test": tiny_split}, 10, "mnist5k")
+    checkpoint = tmp_path / "epoch_1.pt"
+    models.save(checkpoint, tiny_model, {"arch": "resnet18", "num_classes": 10, "in_channels": 1, "mean": [0.5],
+                                         "std": [0.25], "stem": "imagenet", "epoch": 1})
+    return tmp_path, checkpoint
+
+
+def _run(tmp_path, checkpoint, **rank):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"rank": {"batch_size": 16, **rank}}), encoding="utf-8")
+    rank_stage(model=checkpoint, data=tmp_path / "data", kernels_csv=tmp_path / "k.csv", sets=tmp_path / "s.json",
+               params=params)
+    return json.loads((tmp_path / "s.json").read_text()), pd.read_csv(tmp_path / "k.csv")
+
+
+def test_ablation_by_default_keeps_the_measured_accuracy(rank_inputs):
+    summary, table = _run(*rank_inputs)
+    assert summary["method"] == "ablation"
+    assert len(summary["accuracy"]) == 64 and "comparison" not in summary and "score" not in summary
+    assert list(table.columns) == ["kernel", "accuracy", "loss", "set"]
+    assert len(kernel_drop_series({1: summary})) == 64
+
+
+def test_taylor_alone_has_scores_and_no_accuracy(rank_inputs):
+    summary, table = _run(*rank_inputs, method="taylor")
+    assert summary["method"] == "taylor"
+    assert summary["accuracy"] is None and summary["mean_accuracy"] is None
+    assert len(summary["score"]) == 64 and "comparison" not in summary
+    assert sorted(summary["fragile"] + summary["null"]) == list(range(64))
+    assert summary["fragile"] == [k for k, s in enumerate(summary["score"]) if s > summary["mean_score"]]
+    assert list(table.columns) == ["kernel", "score", "set"]
+    assert kernel_drop_series({1: summary}).empty  # summarize copes: no measured accuracy to plot
+
+
+@pytest.mark.parametrize("method", ["taylor", "ablation"])
+def test_compare_records_spearman_and_set_agreement(rank_inputs, method):
+    summary, table = _run(*rank_inputs, method=method, compare=True)
+    comparison = summary["comparison"]
+    assert set(comparison) == {"spearman", "spearman_loss", "set_agreement"}
+    assert -1.0 <= comparison["spearman"] <= 1.0
+    taylor_s = {k for k, s in enumerate(summary["score"]) if s > summary["mean_score"]}
+    exact_s = {k for k, a in enumerate(summary["accuracy"]) if a < summary["mean_accuracy"]}
+    assert comparison["set_agreement"] == pytest.approx(sum((k in taylor_s) == (k in exact_s) for k in range(64)) / 64)
+    assert set(summary["fragile"]) == (taylor_s if method == "taylor" else exact_s)
+    assert {"score", "accuracy", "loss", "set"} <= set(table.columns)
