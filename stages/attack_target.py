@@ -9,7 +9,7 @@ import typer
 
 from fragile import models
 from fragile.atomic import write_json
-from fragile.data import load_split
+from fragile.data import load_split, read_manifest
 from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.params import load_params
@@ -30,7 +30,7 @@ def main(
 ) -> None:
     """Accuracy under FGSM and the share of examples whose attack concentrates on S, per ε."""
     p = load_params(params).attack
-    net, meta = models.load_with_meta(model)
+    net, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
     fragile, null = read_sets(sets)
     split = load_split(data, "test").head(p.max_examples)
     device = pick_device()

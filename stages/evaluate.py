@@ -8,7 +8,7 @@ import typer
 
 from fragile import models
 from fragile.atomic import write_json
-from fragile.data import load_split
+from fragile.data import load_split, read_manifest
 from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.evaluation import compare, comparison_counts, comparison_table
@@ -32,7 +32,7 @@ def main(
     all_params = load_params(params)
     p = all_params.evaluate
     epsilons = list(all_params.attack.epsilons)
-    original, meta = models.load_with_meta(model)
+    original, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
     hard = models.load(
         hardened, expect_arch=meta["arch"], expect_classes=meta["num_classes"], expect_channels=meta["in_channels"]
     )

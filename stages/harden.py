@@ -64,12 +64,12 @@ def main(
 
 def _search(model: Path, data: Path, fragile: list[int], null: list[int], all_params) -> tuple[float, list[dict], str]:  # noqa: ANN001
     """The noise-level search needs the whole network; only then are torchvision and data loaded."""
-    from fragile.data import load_split
+    from fragile.data import load_split, read_manifest
     from fragile.devices import pick_device, to_device
     from fragile.evaluation import search_noise
 
     p = all_params.harden
-    net = models.load(model)
+    net = models.load(model, **models.fits_data(read_manifest(data)))
     val = load_split(data, "val").head(p.search_examples)
     device = pick_device()
     to_device(net, device)

@@ -14,7 +14,7 @@ import typer
 
 from fragile import models
 from fragile.atomic import write_json
-from fragile.data import load_split
+from fragile.data import load_split, read_manifest
 from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.params import load_params
@@ -33,7 +33,7 @@ def main(
 ) -> None:
     """Drop each conv1 kernel in turn and split the kernels into fragile S and null S'."""
     p = load_params(params).rank
-    net, meta = models.load_with_meta(model)
+    net, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
     split = load_split(data, p.split).head(p.max_examples)
     device = pick_device()
     to_device(net, device)

@@ -1,23 +1,39 @@
-"""train: a torchvision ResNet on the prepared data, checkpoints at train.checkpoints."""
+"""train: a torchvision ResNet on the prepared data, checkpoints at train.checkpoints.
+
+An interrupted run (Ctrl-C, a killed process, a reboot) resumes from its last completed
+epoch on the next `dvc repro`, with the weights an uninterrupted run would have: see
+fragile.resume for what is kept and where.
+"""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from fragile import models
-from fragile.data import load_split, read_manifest
-from fragile.devices import pick_device
+from fragile import models, resume, training
+from fragile.data import MANIFEST, load_split, read_manifest
+from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.params import load_params
 from fragile.progress import progress_bar
 from fragile.reproducibility import seed_everything
-from fragile.training import train_epochs
+from fragile.training import EpochMetrics, make_optimizer, make_scheduler, train_epochs, training_subset
 
 
 def checkpoint_path(models_dir: Path, epoch: int) -> Path:
     return models_dir / f"epoch_{epoch}.pt"
+
+
+def log_epoch(logger: Any, m: EpochMetrics) -> None:
+    logger.log_metric("train/loss", m.train_loss)
+    logger.log_metric("train/accuracy", m.train_accuracy)
+    logger.log_metric("val/loss", m.val_loss)
+    logger.log_metric("val/accuracy", m.val_accuracy)
+    logger.log_metric("learning_rate", m.learning_rate)
+    logger.next_step()
 
 
 @reports_errors
@@ -26,19 +42,24 @@ def main(
     models_dir: Path = typer.Option(Path("models/original"), "--models", help="Folder for epoch_<N>.pt checkpoints."),
     live: Path = typer.Option(Path("dvclive/train"), help="DVCLive folder for per-epoch metrics."),
     params: Path = typer.Option(Path("params.yaml"), help="Params file (reads seed, model.*, train.*)."),
+    resume_dir: Path = typer.Option(
+        resume.DEFAULT_DIR, help="Folder for the resume state (outside DVC's outputs; removed when training ends)."
+    ),
 ) -> None:
     """Train model.arch and save a checkpoint at every epoch in train.checkpoints."""
     from dvclive import Live
 
     p = load_params(params)
     manifest = read_manifest(data)
-    train_split, val_split = load_split(data, "train"), load_split(data, "val")
+    train_split = training_subset(load_split(data, "train"), p.train.max_examples, p.seed)
+    val_split = load_split(data, "val")
     device = pick_device()
     typer.echo(f"training {p.model.arch} on {manifest['dataset']} ({len(train_split)} images) on {device}")
     seed_everything(p.seed)
     model = models.build(
         p.model.arch, manifest["num_classes"], manifest["in_channels"], manifest["mean"], manifest["std"], p.model.stem
     )
+    run_params = {"seed": p.seed, "model": p.as_dict()["model"], "train": p.as_dict()["train"]}
     meta = {
         "arch": p.model.arch,
         "stem": p.model.stem,
@@ -47,25 +68,72 @@ def main(
         "mean": manifest["mean"],
         "std": manifest["std"],
         "dataset": manifest["dataset"],
-        "params": {"seed": p.seed, "model": p.as_dict()["model"], "train": p.as_dict()["train"]},
+        "params": run_params,
     }
+    to_device(model, device)
+    optimizer = make_optimizer(model, p.train)
+    scheduler = make_scheduler(optimizer, p.train)
+    fingerprint = resume.make_fingerprint(
+        run_params, Path(data) / MANIFEST, [Path(inspect.getfile(m)) for m in (training, models, resume)]
+        + [Path(__file__)],
+    )
+    folder = resume.ResumeFolder(resume_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
+    history, start = _resume(folder, fingerprint, p.train.checkpoints, models_dir, model, optimizer, scheduler)
+
+    # DVC deletes dvclive/train with the other outputs before a rerun, so the metrics of the
+    # epochs already done are logged again from the resume state: the files end up the same
+    # as an uninterrupted run's, and the step count continues at the resumed epoch.
     with Live(dir=str(live), save_dvc_exp=False, dvcyaml=None) as logger:
+        for past in history:
+            log_epoch(logger, EpochMetrics(**past))
         for m in train_epochs(
-            model, train_split, val_split, p.train, p.seed, device, progress=progress_bar
+            model, train_split, val_split, p.train, p.seed, device, start_epoch=start,
+            optimizer=optimizer, scheduler=scheduler, progress=progress_bar,
         ):
-            logger.log_metric("train/loss", m.train_loss)
-            logger.log_metric("train/accuracy", m.train_accuracy)
-            logger.log_metric("val/loss", m.val_loss)
-            logger.log_metric("val/accuracy", m.val_accuracy)
-            logger.log_metric("learning_rate", m.learning_rate)
-            logger.next_step()
+            log_epoch(logger, m)
             typer.echo(
                 f"epoch {m.epoch}/{p.train.epochs}: train loss {m.train_loss:.4f} acc {m.train_accuracy:.4f}"
                 f" | val loss {m.val_loss:.4f} acc {m.val_accuracy:.4f}"
             )
             if m.epoch in p.train.checkpoints:
-                models.save(checkpoint_path(models_dir, m.epoch), model, {**meta, "epoch": m.epoch})
+                path = checkpoint_path(models_dir, m.epoch)
+                models.save(path, model, {**meta, "epoch": m.epoch})
+                folder.keep_checkpoint(path)
+            history.append(m.as_dict())
+            # Written last: a state for epoch N implies its checkpoints are already kept.
+            folder.save(fingerprint, m.epoch, model, optimizer, scheduler, history)
+    folder.clear()
+
+
+def _resume(
+    folder: resume.ResumeFolder,
+    fingerprint: resume.Fingerprint,
+    checkpoints: tuple[int, ...],
+    models_dir: Path,
+    model: models.FragileNet,
+    optimizer: Any,
+    scheduler: Any,
+) -> tuple[list[dict[str, float]], int]:
+    """(metrics history, first epoch to train), restoring the state when a usable one exists."""
+    state, why_not = folder.load(fingerprint)
+    if why_not:
+        typer.echo(f"{why_not}; training from epoch 1")
+    if state is None:
+        return [], 1
+    done = [checkpoint_path(models_dir, e).name for e in checkpoints if e <= state.epoch]
+    try:
+        folder.restore_checkpoints(done, models_dir)
+    except FileNotFoundError as missing:
+        typer.echo(f"ignoring {folder.state_file}: its checkpoint {missing} is missing; training from epoch 1")
+        return [], 1
+    model.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    scheduler.load_state_dict(state.scheduler)
+    resume.restore_rng(state.rng)
+    restored = f", checkpoints {', '.join(done)} restored" if done else ""
+    typer.echo(f"resuming from epoch {state.epoch} (state in {folder.path}{restored})")
+    return state.history, state.epoch + 1
 
 
 if __name__ == "__main__":

@@ -54,7 +54,9 @@ def make_repo(path: Path, overrides: dict | None = None) -> Path:
     shutil.copytree(ROOT / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), merged(TINY, overrides or {}))
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (path / ".gitignore").write_text("__pycache__/\n")
+    # The project's ignore files: git and DVC both skip the resume state in .fragile/.
+    shutil.copy(ROOT / ".gitignore", path / ".gitignore")
+    shutil.copy(ROOT / ".dvcignore", path / ".dvcignore")
     sh("git", "init", "-q", "-b", "main", cwd=path)
     sh("dvc", "init", "-q", cwd=path)
     sh("dvc", "config", "core.analytics", "false", cwd=path)

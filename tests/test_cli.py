@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -75,3 +76,64 @@ def test_a_corrupt_checkpoint_is_one_line_naming_the_file(tmp_path):
     assert out.returncode == 2
     assert f"checkpoint {bad} is truncated or corrupted" in out.stderr
     assert not sets.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda raw: raw.__setitem__("trian", raw.pop("train")), "unknown params key 'trian'; did you mean 'train'?"),
+        (lambda raw: raw.__setitem__("epsilon", "0.1x"), "epsilon must be a number, got '0.1x'"),
+        (lambda raw: raw["harden"].__setitem__("noise", 0), "harden.noise must be > 0, got 0.0"),
+    ],
+    ids=["typo", "wrong-type", "noise-zero"],
+)
+def test_a_params_file_with_a_typo_or_bad_value_stops_every_stage_in_one_line(tmp_path, edit, message):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    edit(raw)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    out = run("train", "--data", str(tmp_path / "none"), "--params", str(params), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line in (f"error: {params}: {message}", f"error: {message}")
+
+
+def _prepared(folder: Path, channels: int, classes: int) -> Path:
+    from fragile.data import Split, write_prepared
+
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (8, channels, 16, 16), dtype=np.uint8), np.arange(8) % classes)
+    write_prepared(folder, {"train": split, "val": split, "test": split}, classes, "synthetic")
+    return folder
+
+
+def test_a_checkpoint_trained_on_other_data_is_refused_by_the_stage(tmp_path, tiny_model):
+    """tiny_model takes 1 channel and 10 classes; these data have 3 channels and 4 classes."""
+    from fragile import models
+
+    ckpt = tmp_path / "epoch_1.pt"
+    models.save(ckpt, tiny_model, {"arch": "resnet18", "stem": "imagenet", "num_classes": 10, "in_channels": 1,
+                                   "mean": [0.5], "std": [0.25], "epoch": 1, "dataset": "mnist"})
+    data = _prepared(tmp_path / "data", channels=3, classes=4)
+    sets = tmp_path / "sets.json"
+    out = run("rank", "--model", str(ckpt), "--data", str(data), "--kernels", str(tmp_path / "k.csv"),
+              "--sets", str(sets), "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"checkpoint {ckpt} has num_classes=10 but 4 was expected" in out.stderr
+    assert not sets.exists()
+
+
+def test_a_tampered_data_file_stops_the_stage_naming_the_file(tmp_path, tiny_model):
+    from fragile import models
+
+    ckpt = tmp_path / "epoch_1.pt"
+    models.save(ckpt, tiny_model, {"arch": "resnet18", "stem": "imagenet", "num_classes": 10, "in_channels": 1,
+                                   "mean": [0.5], "std": [0.25], "epoch": 1, "dataset": "x"})
+    data = _prepared(tmp_path / "data", channels=1, classes=10)
+    images = np.load(data / "val_images.npy")
+    images[0, 0, 0, 0] ^= 1  # one bit
+    np.save(data / "val_images.npy", images)
+    out = run("rank", "--model", str(ckpt), "--data", str(data), "--kernels", str(tmp_path / "k.csv"),
+              "--sets", str(tmp_path / "s.json"), "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{data / 'val_images.npy'} does not match the sha256 in {data / 'manifest.json'}" in out.stderr

@@ -115,3 +115,11 @@ def test_harden_model_changes_only_conv1_of_a_copy(tiny_model):
     changed = [k for k, v in hardened.state_dict().items() if not torch.equal(v, before[k])]
     assert changed == ["net.conv1.weight"]
     assert report.m == 44 and report.n == 49
+
+
+def test_clamp_with_every_singular_value_below_tau_leaves_the_layer_unchanged():
+    weight = 1e-4 * torch.randn(5, 1, 3, 3, dtype=torch.float64)
+    new, report = harden_weight(weight, [0, 1], [2, 3, 4], sigma=1.0, threshold="clamp")
+    assert report.above_tau == 0
+    assert report.alpha == pytest.approx(1.0)
+    assert torch.allclose(new, weight, atol=1e-15)

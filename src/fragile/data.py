@@ -230,8 +230,16 @@ def _shuffled(split: Split, rng: np.random.Generator) -> Split:
 # ---------------------------------------------------------------- prepared folder
 
 
-def sha256_array(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+def sha256_array(array: np.ndarray, chunk_bytes: int = 1 << 24) -> str:
+    """sha256 of the array's C-order bytes, hashed in row chunks (no full-size copy)."""
+    digest = hashlib.sha256()
+    if array.ndim == 0 or len(array) == 0:
+        digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+    rows = max(1, chunk_bytes // max(1, array[0].nbytes))
+    for start in range(0, len(array), rows):
+        digest.update(np.ascontiguousarray(array[start : start + rows]).data)
+    return digest.hexdigest()
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:

@@ -160,6 +160,12 @@ def load_with_meta(
     return model.eval(), {k: v for k, v in ckpt.items() if k != "state_dict"}
 
 
+def fits_data(manifest: dict[str, Any]) -> dict[str, int]:
+    """load()'s expectations for a checkpoint used on a prepared dataset: its class count and
+    input channels (a checkpoint trained on other data would fail deep inside a forward pass)."""
+    return {"expect_classes": manifest["num_classes"], "expect_channels": manifest["in_channels"]}
+
+
 def conv_layer(model: FragileNet, name: str = "conv1") -> nn.Conv2d:
     """The named convolution of the ResNet (names relative to `model.net`)."""
     layers = {n: m for n, m in model.net.named_modules() if isinstance(m, nn.Conv2d)}

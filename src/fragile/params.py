@@ -68,10 +68,18 @@ class TrainParams:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     scheduler: str = "cosine"
+    max_examples: int = 0  # 0: the whole training split
 
     def validate(self) -> None:
         _positive("train.epochs", self.epochs)
         _positive("train.batch_size", self.batch_size)
+        if self.batch_size < 2:
+            # BatchNorm in training mode cannot normalise a single example (1x1 maps in layer4).
+            raise FragileError(f"train.batch_size must be at least 2 for BatchNorm, got {self.batch_size}")
+        if self.max_examples < 0 or self.max_examples == 1:
+            raise FragileError(
+                f"train.max_examples must be 0 (the whole training split) or at least 2, got {self.max_examples}"
+            )
         _positive("train.lr", self.lr)
         _in_range("train.momentum", self.momentum, 0.0, 1.0)
         _in_range("train.weight_decay", self.weight_decay, 0.0, math.inf)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ class EpochMetrics:
     val_loss: float
     val_accuracy: float
     learning_rate: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
@@ -60,6 +63,18 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def training_subset(split: Split, max_examples: int, seed: int) -> Split:
+    """The whole split (max_examples 0), else a seeded random subset in the split's order.
+
+    Random rather than a head: a prepared training split may be ordered by class.
+    Epoch orders are drawn from (seed, e) with e >= 1, so (seed, 0) is free for this draw.
+    """
+    if max_examples == 0 or max_examples >= len(split):
+        return split
+    keep = np.sort(np.random.default_rng([seed, 0]).permutation(len(split))[:max_examples])
+    return Split(split.images[keep], split.labels[keep])
 
 
 def train_one_epoch(
