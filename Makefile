@@ -12,6 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile --no-deps 'torchattacks>=3.5,<4'
 	touch $(STAMP)
 
 repro: $(STAMP)

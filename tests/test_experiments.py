@@ -113,14 +113,11 @@ def test_remote_clone_pull_and_run_cache(repo, tmp_path):
 
     params = clone / "params.yaml"
     params.write_text(params.read_text().replace("epsilon: 0.1\n", "epsilon: 0.2\n", 1))
-    # `dvc repro --pull` would restore harden but not summarize: DVC does not pull the run-cache's
-    # copies of git-tracked (cache: false) outputs. `dvc pull --run-cache` does.
-    sh("dvc", "pull", "--run-cache", cwd=clone)
-    out = sh("dvc", "repro", cwd=clone).stdout
-    # report.md is a plain git-tracked output, which DVC never stores in the run-cache: it is
-    # rewritten (a few seconds, no model involved).
-    assert ran_stages(out) == {"report"}
-    assert restored_stages(out) == {"harden@1", "summarize"}
+    out = sh("dvc", "repro", "--pull", cwd=clone).stdout
+    # The hardened checkpoint comes out of the run-cache; only the aggregation stages, whose
+    # outputs are git-tracked and load no model, may be rewritten (seconds).
+    assert "harden@1" in restored_stages(out)
+    assert ran_stages(out) <= {"summarize", "report"}
     assert json.loads((clone / "metrics/headline.json").read_text())["epsilon"] == 0.2
 
 
