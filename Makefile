@@ -5,7 +5,7 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install repro test bench clean-outputs
+.PHONY: install repro test bench bench-epsilon clean-outputs
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	python -m benchmarks
+
+# `dvc exp run -S epsilon=...` as a share of a full `dvc repro` (a fresh clone; a few minutes).
+bench-epsilon: $(STAMP)
+	python -m benchmarks.epsilon_rerun
 
 # Remove the pipeline's outputs from the workspace (DVC's cache keeps them: `dvc checkout` restores).
 clean-outputs:

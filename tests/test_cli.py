@@ -66,12 +66,18 @@ def test_missing_dataset_offline_is_one_line(tmp_path):
 
 
 def test_a_corrupt_checkpoint_is_one_line_naming_the_file(tmp_path):
+    import numpy as np
+
+    from fragile.data import Split, write_prepared
+
+    split = Split(np.zeros((4, 1, 28, 28), np.uint8), np.arange(4))
+    write_prepared(tmp_path / "prepared", {"train": split, "val": split, "test": split}, 10, "test")
     bad = tmp_path / "epoch_1.pt"
     bad.write_bytes(b"not a checkpoint")
     sets = tmp_path / "sets.json"
     out = run(
-        "rank", "--model", str(bad), "--kernels", str(tmp_path / "k.csv"), "--sets", str(sets),
-        "--params", str(ROOT / "params.yaml"), cwd=tmp_path,
+        "rank", "--model", str(bad), "--data", str(tmp_path / "prepared"), "--kernels", str(tmp_path / "k.csv"),
+        "--sets", str(sets), "--params", str(ROOT / "params.yaml"), cwd=tmp_path,
     )
     assert out.returncode == 2
     assert f"checkpoint {bad} is truncated or corrupted" in out.stderr
