@@ -16,11 +16,11 @@ BIN = Path(sys.executable).parent
 TINY = {
     "seed": 0,
     "epsilon": 0.1,
-    "train": {"epochs": 1, "checkpoints": [1], "batch_size": 128},
-    "rank": {"max_examples": 60, "batch_size": 60},
-    "attack": {"epsilons": [0.0, 0.1, 0.2], "max_examples": 60, "batch_size": 60},
+    "train": {"epochs": 1, "checkpoints": [1], "batch_size": 64, "max_examples": 768},
+    "rank": {"max_examples": 100, "batch_size": 50},
+    "attack": {"epsilons": [0.0, 0.1, 0.2], "max_examples": 40, "batch_size": 40},
     "harden": {"search_examples": 40},
-    "evaluate": {"max_examples": 60, "batch_size": 60},
+    "evaluate": {"max_examples": 40, "batch_size": 40},
 }
 
 

@@ -32,7 +32,7 @@ def test_repro_with_nothing_changed_is_a_no_op(repo):
     assert ran_stages(sh("dvc", "repro", cwd=repo).stdout) == set()
 
 
-def test_exp_run_epsilon_reruns_only_what_reads_it_and_compares_by_name(repo):
+def test_exp_run_epsilon_reruns_only_what_reads_it_and_diffs_by_name(repo):
     out = sh("dvc", "exp", "run", "-n", "eps02", "-S", "epsilon=0.2", cwd=repo).stdout
     assert ran_stages(out) == {"harden@1", "summarize", "report"}
     assert not ran_stages(out) & PER_CHECKPOINT_UPSTREAM
@@ -49,9 +49,6 @@ def test_exp_run_epsilon_reruns_only_what_reads_it_and_compares_by_name(repo):
                  "epoch_1.harden.alpha", "epoch_1.harden.rank_kept"):
         assert name in table, name
 
-
-def test_plots_diff_renders_every_declared_plot(repo):
-    sh("dvc", "exp", "run", "-n", "eps02", "-S", "epsilon=0.2", cwd=repo)
     shown = json.loads(sh("dvc", "plots", "diff", "HEAD", "eps02", "--json", cwd=repo).stdout)
     assert not shown.get("errors")
     names = set(shown["data"])
