@@ -16,7 +16,7 @@ BIN = Path(sys.executable).parent
 TINY = {
     "seed": 0,
     "epsilon": 0.1,
-    "train": {"epochs": 1, "checkpoints": [1], "batch_size": 64, "max_examples": 768},
+    "train": {"epochs": 1, "checkpoints": [1], "batch_size": 128},
     "rank": {"max_examples": 100, "batch_size": 50},
     "attack": {"epsilons": [0.0, 0.1, 0.2], "max_examples": 40, "batch_size": 40},
     "harden": {"search_examples": 40},

@@ -56,7 +56,7 @@ def test_metrics_are_sane(repo):
     assert all(0 <= a <= 1 for a in accuracies)
     assert 0 <= metrics["original"]["targeting_pct"] <= 100
     assert metrics["kernels"]["fragile"] + metrics["kernels"]["null"] == 64
-    assert metrics["original"]["clean_accuracy"] > 0.2  # 12 SGD steps on real digits beat chance (0.1)
+    assert metrics["original"]["clean_accuracy"] > 0.3  # one epoch on real digits learns something
     assert metrics["harden"]["alpha"] >= 1
 
 
