@@ -19,10 +19,11 @@ from fragile.data import Split, write_prepared
 from pipeline_repo import env, make_repo, sh
 
 STATE = Path(".fragile/resume/train/state.pt")
-# Three epochs on 96 images (batches of 32) and 80 validation images: a few seconds per epoch.
+# Six epochs on 96 images (batches of 32) and 80 validation images: a few seconds per epoch, and
+# enough epochs after the first for the signal to land mid-run on an idle machine too.
 QUICK = {
     "data": {"val_fraction": 0.02},
-    "train": {"epochs": 3, "checkpoints": [1, 3], "batch_size": 32, "max_examples": 96},
+    "train": {"epochs": 6, "checkpoints": [1, 6], "batch_size": 32, "max_examples": 96},
 }
 
 
@@ -79,26 +80,26 @@ def test_a_killed_train_stage_resumes_and_ends_with_the_uninterrupted_weights(pr
     repo = _copy(prepared, f"killed-{sig.name}")
     killed = _interrupt(repo, sig)
     assert killed.returncode != 0, "the run finished before the signal: the test proved nothing"
-    assert not (repo / "models/original/epoch_3.pt").exists()
+    assert not (repo / "models/original/epoch_6.pt").exists()
     if sig == signal.SIGINT:
         assert "interrupted" in killed.stderr and "Traceback" not in killed.stderr
 
     again = sh("dvc", "repro", "train", cwd=repo)
     assert "resuming from epoch " in again.stdout, again.stdout
     resumed_at = int(again.stdout.split("resuming from epoch ")[1].split()[0])
-    assert 1 <= resumed_at < 3
-    assert "epoch 1/3:" not in again.stdout  # epoch 1 was not trained again
+    assert 1 <= resumed_at < 6
+    assert "epoch 1/6:" not in again.stdout  # epoch 1 was not trained again
 
     # CPU training here is bitwise deterministic: the difference is exactly 0, and the
     # checkpoint files (byte-stable by construction) are identical.
-    for epoch in (1, 3):
+    for epoch in (1, 6):
         ours, theirs = repo / f"models/original/epoch_{epoch}.pt", uninterrupted / f"models/original/epoch_{epoch}.pt"
         assert _max_abs_difference(ours, theirs) == 0.0
         assert ours.read_bytes() == theirs.read_bytes()
     # DVCLive's history continues at the resumed step: every file equals the uninterrupted run's.
     live = sorted(p.relative_to(uninterrupted) for p in (uninterrupted / "dvclive/train").rglob("*") if p.is_file())
     assert live and all((repo / p).read_text() == (uninterrupted / p).read_text() for p in live)
-    assert '"step": 2' in (repo / "dvclive/train/metrics.json").read_text()
+    assert '"step": 5' in (repo / "dvclive/train/metrics.json").read_text()
     # Normal completion removes the state; DVC sees the stage as up to date.
     assert not (repo / ".fragile/resume/train").exists()
     assert sh("dvc", "status", "--json", "train", cwd=repo).stdout.strip() == "{}"
