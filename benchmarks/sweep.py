@@ -15,7 +15,8 @@ from fragile.attacks import eval_mode, gradient_sign, perturb
 from fragile.data import Split
 from fragile.devices import batch_to
 from fragile.models import FragileNet
-from fragile.sweep import SweepResult, fgsm_sweep
+from fragile.comparison import SweepResult
+from fragile.sweep import fgsm_sweep
 from fragile.targeting import capture_output, kernel_distances, targets_fragile
 
 EPSILONS = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3]

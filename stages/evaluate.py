@@ -11,7 +11,8 @@ from fragile.atomic import write_json
 from fragile.data import load_split, read_manifest
 from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
-from fragile.evaluation import compare, comparison_counts, comparison_table
+from fragile.comparison import comparison_counts, comparison_table
+from fragile.evaluation import compare
 from fragile.params import load_params
 from fragile.progress import progress_bar
 from fragile.ranking import read_sets

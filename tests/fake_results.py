@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from fragile.evaluation import comparison_from_counts
+from fragile.comparison import comparison_from_counts
 from fragile.summary import headline
 
 KERNELS = 12

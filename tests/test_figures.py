@@ -9,7 +9,7 @@ from PIL import Image
 import fake_results as fake
 from fragile import figures
 from fragile.errors import FragileError
-from fragile.evaluation import comparison_from_counts
+from fragile.comparison import comparison_from_counts
 from stages import figures as figures_stage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,7 @@ import re
 import pytest
 
 import fake_results as fake
-from fragile.evaluation import comparison_from_counts
+from fragile.comparison import comparison_from_counts
 from fragile.figures import figure_names
 from fragile.report import ReportInputs, RunConfig, build_report, markdown_table
 from stages import report as report_stage

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
-import pandas as pd
 import torch
 
+from fragile.comparison import Comparison, SweepResult
 from fragile.hardening import HardenReport, harden_model
 from fragile.models import FragileNet
-from fragile.sweep import SweepResult, fgsm_sweep
+from fragile.sweep import fgsm_sweep
 
 BatchFactory = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -45,13 +44,6 @@ def search_noise(
     return best, trials
 
 
-@dataclass(frozen=True)
-class Comparison:
-    original: SweepResult  # white-box against the original
-    hardened: SweepResult  # white-box against the hardened model
-    transfer: SweepResult  # the original's adversarial examples, fed to the hardened model
-
-
 def compare(
     original: FragileNet,
     hardened: FragileNet,
@@ -71,37 +63,3 @@ def compare(
     return Comparison(
         original=sweep(original), hardened=sweep(hardened), transfer=sweep(hardened, source=original)
     )
-
-
-def comparison_table(result: Comparison) -> pd.DataFrame:
-    """One row per ε: accuracies and targeting percentages of the three settings."""
-    indices = range(len(result.original.epsilons))
-    return pd.DataFrame(
-        {
-            "epsilon": result.original.epsilons,
-            "original_accuracy": [result.original.accuracy(i) for i in indices],
-            "hardened_whitebox_accuracy": [result.hardened.accuracy(i) for i in indices],
-            "hardened_transfer_accuracy": [result.transfer.accuracy(i) for i in indices],
-            "original_targeting_pct": [result.original.targeting_pct(i) for i in indices],
-            "hardened_targeting_pct": [result.hardened.targeting_pct(i) for i in indices],
-            "transfer_targeting_pct": [result.transfer.targeting_pct(i) for i in indices],
-        }
-    )
-
-
-def comparison_counts(result: Comparison) -> dict[str, Any]:
-    """Exact counts (JSON-ready), from which every fraction can be recomputed."""
-    return {
-        "examples": result.original.examples,
-        "epsilons": result.original.epsilons,
-        **{name: {k: v for k, v in asdict(sweep).items() if k not in ("epsilons", "examples")}
-           for name, sweep in (("original", result.original), ("hardened", result.hardened),
-                               ("transfer", result.transfer))},
-    }
-
-
-def comparison_from_counts(counts: dict[str, Any]) -> Comparison:
-    def sweep(name: str) -> SweepResult:
-        return SweepResult(list(counts["epsilons"]), counts["examples"], **counts[name])
-
-    return Comparison(original=sweep("original"), hardened=sweep("hardened"), transfer=sweep("transfer"))

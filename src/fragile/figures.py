@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from fragile.atomic import atomic_open
-from fragile.evaluation import Comparison
+from fragile.comparison import Comparison
 
 DPI = 100  # 1 inch = 100 px: 10-11 pt text stays readable at 100% zoom
 KERNEL_DROP_SIZE = (10.0, 4.8)  # inches; Fig. 1

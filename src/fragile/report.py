@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fragile.evaluation import Comparison
+from fragile.comparison import Comparison
 from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, fragile_persistence
 
 PAPER_TITLE = "Adversarial Robustness in Deep Learning: Attacks on Fragile Neurons"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from fragile.evaluation import Comparison
+from fragile.comparison import Comparison
 
 
 def headline(comparison: Comparison, epsilon: float, sets: dict[str, Any], harden: dict[str, Any]) -> dict[str, Any]:

@@ -8,48 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from fragile.attacks import eval_mode, gradient_sign, perturb
+from fragile.comparison import SweepResult
 from fragile.devices import batch_to
 from fragile.targeting import capture_output, kernel_distances, targets_fragile
-
-
-@dataclass
-class SweepResult:
-    """Counts per ε; fractions are derived so that shards can be summed exactly."""
-
-    epsilons: list[float]
-    examples: int = 0
-    clean_correct: int = 0
-    correct: list[int] = field(default_factory=list)
-    targeted: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.correct = self.correct or [0] * len(self.epsilons)
-        self.targeted = self.targeted or [0] * len(self.epsilons)
-
-    @property
-    def clean_accuracy(self) -> float:
-        return self.clean_correct / self.examples
-
-    def accuracy(self, i: int) -> float:
-        return self.correct[i] / self.examples
-
-    def targeting_pct(self, i: int) -> float:
-        return 100.0 * self.targeted[i] / self.examples
-
-    def at(self, epsilon: float) -> int:
-        return self.epsilons.index(epsilon)
-
-    def rows(self) -> list[dict[str, float]]:
-        return [
-            {"epsilon": eps, "accuracy": self.accuracy(i), "targeting_pct": self.targeting_pct(i)}
-            for i, eps in enumerate(self.epsilons)
-        ]
 
 
 def fgsm_sweep(
