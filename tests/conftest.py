@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,24 @@ import torch
 
 from fragile.data import Split
 from fragile.models import FragileNet, build
+
+# Fixtures that build a whole project once (minutes of `dvc repro`): every test that uses one
+# runs on the same xdist worker (`make test` runs `pytest -n 2 --dist loadgroup`), so each
+# project is built once per run, not once per worker.
+SHARED_BUILDS = {"reproduced_repo": "reproduced_repo", "uninterrupted": "resume", "prepared": "resume"}
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)  # two workers on two cores: one thread each, not four threads fighting
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            if fixture in SHARED_BUILDS:
+                item.add_marker(pytest.mark.xdist_group(SHARED_BUILDS[fixture]))
+                break
 
 
 @pytest.fixture
