@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from fragile import models
+from fragile import distributed, models
 from fragile.atomic import write_json
 from fragile.data import load_split, read_manifest
 from fragile.devices import pick_device, to_device
@@ -30,16 +30,22 @@ def main(
 ) -> None:
     """Accuracy under FGSM and the share of examples whose attack concentrates on S, per ε."""
     p = load_params(params).attack
+    if distributed.relaunch("attack_target"):  # FRAGILE_NPROC > 1: this command again, under torchrun
+        return
     net, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
     fragile, null = read_sets(sets)
     split = load_split(data, "test").head(p.max_examples)
-    device = pick_device()
+    device, ctx = distributed.start(pick_device())
     to_device(net, device)
-    with progress_bar(f"attack {model.name}", len(split)) as advance:
-        result = fgsm_sweep(
-            net, split.batches(p.batch_size), p.epsilons, fragile, null, net.net.conv1,
+    part = distributed.shard(split, p.batch_size, ctx)  # this process's batches (all of them alone)
+    with progress_bar(f"attack {model.name}", len(part)) as advance:
+        result = distributed.combine(part, lambda: fgsm_sweep(
+            net, part.batches(p.batch_size), p.epsilons, fragile, null, net.net.conv1,
             device=device, progress=advance,
-        )
+        ))
+    if not ctx.is_main:  # rank 0 writes the outputs
+        return
+    typer.echo(f"{model}: {result.examples} test examples on {distributed.describe(device, ctx)}")
     write_csv(curve, pd.DataFrame(result.rows()))
     write_json(
         summary,

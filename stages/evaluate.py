@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fragile import models
+from fragile import distributed, models
 from fragile.atomic import write_json
 from fragile.data import load_split, read_manifest
 from fragile.devices import pick_device, to_device
@@ -31,6 +31,8 @@ def main(
 ) -> None:
     """Clean and FGSM accuracy and Algorithm 1 for the original and hardened models, per ε."""
     all_params = load_params(params)
+    if distributed.relaunch("evaluate"):  # FRAGILE_NPROC > 1: this command again, under torchrun
+        return
     p = all_params.evaluate
     epsilons = list(all_params.attack.epsilons)
     original, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
@@ -39,11 +41,17 @@ def main(
     )
     fragile, null = read_sets(sets)
     split = load_split(data, "test").head(p.max_examples)
-    device = pick_device()
+    device, ctx = distributed.start(pick_device())
     to_device(original, device)
     to_device(hard, device)
-    with progress_bar(f"evaluate {model.name}", 3 * len(split)) as advance:
-        result = compare(original, hard, lambda: split.batches(p.batch_size), epsilons, fragile, null, device, advance)
+    part = distributed.shard(split, p.batch_size, ctx)  # this process's batches (all of them alone)
+    with progress_bar(f"evaluate {model.name}", 3 * len(part)) as advance:
+        result = distributed.combine(part, lambda: compare(
+            original, hard, lambda: part.batches(p.batch_size), epsilons, fragile, null, device, advance
+        ))
+    if not ctx.is_main:  # rank 0 writes the outputs
+        return
+    typer.echo(f"{model}: {result.original.examples} test examples on {distributed.describe(device, ctx)}")
     write_csv(curves, comparison_table(result))
     write_json(results, {"checkpoint": str(model), "epoch": meta["epoch"], **comparison_counts(result),
                          "device": device.type})

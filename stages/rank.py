@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from fragile import models
+from fragile import distributed, models
 from fragile.atomic import write_json
 from fragile.data import load_split, read_manifest
 from fragile.devices import pick_device, to_device
@@ -33,21 +33,26 @@ def main(
 ) -> None:
     """Drop each conv1 kernel in turn and split the kernels into fragile S and null S'."""
     p = load_params(params).rank
+    if distributed.relaunch("rank"):  # FRAGILE_NPROC > 1: this command again, under torchrun
+        return
     net, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
     split = load_split(data, p.split).head(p.max_examples)
-    device = pick_device()
+    device, ctx = distributed.start(pick_device())
     to_device(net, device)
-    batches = lambda: split.batches(p.batch_size)  # noqa: E731 - a fresh iterator per method
+    part = distributed.shard(split, p.batch_size, ctx)  # this process's batches (all of them alone)
+    batches = lambda: part.batches(p.batch_size)  # noqa: E731 - a fresh iterator per method
     exact = taylor = None
     if p.method == "ablation" or p.compare:
-        with progress_bar(f"rank {model.name} (ablation)", len(split)) as advance:
-            exact = rank_conv1(net, batches(), p.drop, device=device, progress=advance)
+        with progress_bar(f"rank {model.name} (ablation)", len(part)) as advance:
+            exact = distributed.combine(part, lambda: rank_conv1(net, batches(), p.drop, device=device, progress=advance))
     if p.method == "taylor" or p.compare:
-        with progress_bar(f"rank {model.name} (taylor)", len(split)) as advance:
-            taylor = rank_taylor(net, batches(), p.drop, device=device, progress=advance)
+        with progress_bar(f"rank {model.name} (taylor)", len(part)) as advance:
+            taylor = distributed.combine(part, lambda: rank_taylor(net, batches(), p.drop, device=device, progress=advance))
     chosen = exact if p.method == "ablation" else taylor
     assert chosen is not None
     chosen.check_sets()
+    if not ctx.is_main:  # rank 0 writes the outputs
+        return
     if exact is not None and p.method == "ablation":  # the table's sets come from the method in use
         table = ranking_table(exact)
         if taylor is not None:
@@ -84,7 +89,7 @@ def main(
     if "comparison" in summary:
         c = summary["comparison"]
         line += f", taylor vs exact: Spearman {c['spearman']:.3f}, same set {c['set_agreement']:.0%}"
-    typer.echo(line + f", {chosen.examples} {p.split} examples")
+    typer.echo(line + f", {chosen.examples} {p.split} examples on {distributed.describe(device, ctx)}")
 
 
 if __name__ == "__main__":

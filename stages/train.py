@@ -7,13 +7,15 @@ fragile.resume for what is kept and where.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from fragile import models, resume, training
+from fragile import distributed, models, resume, training
+from fragile.atomic import write_json
 from fragile.data import MANIFEST, load_split, read_manifest
 from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
@@ -28,6 +30,8 @@ def checkpoint_path(models_dir: Path, epoch: int) -> Path:
 
 
 def log_epoch(logger: Any, m: EpochMetrics) -> None:
+    if logger is None:  # not rank 0 of several processes: rank 0 alone logs
+        return
     logger.log_metric("train/loss", m.train_loss)
     logger.log_metric("train/accuracy", m.train_accuracy)
     logger.log_metric("val/loss", m.val_loss)
@@ -50,11 +54,15 @@ def main(
     from dvclive import Live
 
     p = load_params(params)
+    if distributed.relaunch("train", p.train.nproc):  # train.nproc > 1: this command again, under torchrun
+        return
     manifest = read_manifest(data)
     train_split = training_subset(load_split(data, "train"), p.train.max_examples, p.seed)
     val_split = load_split(data, "val")
-    device = pick_device()
-    typer.echo(f"training {p.model.arch} on {manifest['dataset']} ({len(train_split)} images) on {device}")
+    device, ctx = distributed.start(pick_device())
+    distributed.check_training(p.train.batch_size, len(train_split), p.train.sync_bn, device, ctx)
+    typer.echo(f"training {p.model.arch} on {manifest['dataset']} ({len(train_split)} images)"
+               f" on {distributed.describe(device, ctx)}")
     seed_everything(p.seed)
     model = models.build(
         p.model.arch, manifest["num_classes"], manifest["in_channels"], manifest["mean"], manifest["std"], p.model.stem
@@ -78,20 +86,32 @@ def main(
         + [Path(__file__)],
     )
     folder = resume.ResumeFolder(resume_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    history, start = _resume(folder, fingerprint, p.train.checkpoints, models_dir, model, optimizer, scheduler)
+    # With several processes, rank 0 alone reads and writes the resume state, the checkpoints,
+    # DVCLive and run.json; the others get the resumed state from it.
+    if ctx.is_main:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        # The device is recorded here, not in the checkpoints: their bytes must not depend on it.
+        write_json(models_dir / "run.json", {"device": device.type, "processes": ctx.world_size})
+    history, start = distributed.on_main(
+        lambda: _resume(folder, fingerprint, p.train.checkpoints, models_dir, model, optimizer, scheduler)
+    )
+    distributed.broadcast_training_state(model, optimizer, scheduler)
+    wrapped = distributed.wrap_for_training(model, device, p.train.sync_bn, ctx)
 
     # DVC deletes dvclive/train with the other outputs before a rerun, so the metrics of the
     # epochs already done are logged again from the resume state: the files end up the same
     # as an uninterrupted run's, and the step count continues at the resumed epoch.
-    with Live(dir=str(live), save_dvc_exp=False, dvcyaml=None) as logger:
+    with Live(dir=str(live), save_dvc_exp=False, dvcyaml=None) if ctx.is_main else contextlib.nullcontext() as logger:
         for past in history:
             log_epoch(logger, EpochMetrics(**past))
         for m in train_epochs(
             model, train_split, val_split, p.train, p.seed, device, start_epoch=start,
-            optimizer=optimizer, scheduler=scheduler, progress=progress_bar,
+            optimizer=optimizer, scheduler=scheduler, progress=progress_bar if ctx.is_main else None,
+            wrapped=wrapped, rank=ctx.rank, world_size=ctx.world_size,
         ):
             log_epoch(logger, m)
+            if not ctx.is_main:
+                continue
             typer.echo(
                 f"epoch {m.epoch}/{p.train.epochs}: train loss {m.train_loss:.4f} acc {m.train_accuracy:.4f}"
                 f" | val loss {m.val_loss:.4f} acc {m.val_accuracy:.4f}"
@@ -103,7 +123,8 @@ def main(
             history.append(m.as_dict())
             # Written last: a state for epoch N implies its checkpoints are already kept.
             folder.save(fingerprint, m.epoch, model, optimizer, scheduler, history)
-    folder.clear()
+    if ctx.is_main:
+        folder.clear()
 
 
 def _resume(

@@ -69,6 +69,8 @@ class TrainParams:
     weight_decay: float = 5e-4
     scheduler: str = "cosine"
     max_examples: int = 0  # 0: the whole training split
+    nproc: int = 1  # processes per machine (torchrun + DistributedDataParallel when > 1)
+    sync_bn: bool = False  # SyncBatchNorm across the processes (CUDA only)
 
     def validate(self) -> None:
         _positive("train.epochs", self.epochs)
@@ -80,6 +82,8 @@ class TrainParams:
             raise FragileError(
                 f"train.max_examples must be 0 (the whole training split) or at least 2, got {self.max_examples}"
             )
+        if self.nproc < 1:
+            raise FragileError(f"train.nproc must be at least 1 (processes per machine), got {self.nproc}")
         _positive("train.lr", self.lr)
         _in_range("train.momentum", self.momentum, 0.0, 1.0)
         _in_range("train.weight_decay", self.weight_decay, 0.0, math.inf)

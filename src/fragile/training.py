@@ -20,6 +20,7 @@ from torch import nn
 
 from fragile.data import Split
 from fragile.devices import batch_to, to_device
+from fragile.distributed import all_sum
 from fragile.params import TrainParams
 
 ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
@@ -86,15 +87,23 @@ def train_one_epoch(
     epoch: int,
     device: torch.device,
     progress: Callable[[int], None] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> tuple[float, float]:
     """(mean loss, accuracy) over the epoch's full batches (a last partial batch is dropped
-    so BatchNorm never sees a batch of one)."""
+    so BatchNorm never sees a batch of one).
+
+    With several processes (`model` wrapped in DistributedDataParallel), every process walks
+    the same seeded order and takes the strided slice `rank::world_size` of each batch, as
+    DistributedSampler does: the batches are one process's, split, and DDP's averaged
+    gradient is their mean loss's gradient. Loss and accuracy are summed over the processes.
+    """
     model.train()
     order = epoch_order(seed, epoch, len(split))
     usable = (len(order) // batch_size) * batch_size or len(order)
     loss_sum, correct, seen = 0.0, 0, 0
     for start in range(0, usable, batch_size):
-        idx = order[start : start + batch_size]
+        idx = order[start : start + batch_size][rank::world_size]
         images = batch_to(torch.from_numpy(split.images[idx]).float().div_(255), device)
         labels = torch.from_numpy(split.labels[idx]).to(device)
         optimizer.zero_grad(set_to_none=True)
@@ -107,7 +116,9 @@ def train_one_epoch(
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(labels)
         if progress is not None:
-            progress(len(labels))
+            progress(len(labels) * world_size)
+    if world_size > 1:
+        loss_sum, correct, seen = all_sum([loss_sum, correct, seen])
     return loss_sum / seen, correct / seen
 
 
@@ -139,11 +150,16 @@ def train_epochs(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     progress: ProgressFactory | None = None,
+    wrapped: nn.Module | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[EpochMetrics]:
     """Train epochs start_epoch..params.epochs, yielding each epoch's metrics once it is done
     (the caller saves checkpoints and logs between epochs).
 
-    `progress(description, total)` is a context manager yielding `advance(n)`.
+    `progress(description, total)` is a context manager yielding `advance(n)`. `wrapped` is
+    `model` inside DistributedDataParallel when this is process `rank` of `world_size`; the
+    validation pass runs on `model` itself, whole in every process.
     """
     to_device(model, device)
     optimizer = optimizer or make_optimizer(model, params)
@@ -154,7 +170,8 @@ def train_epochs(
         bar = progress(f"epoch {epoch}/{params.epochs}", usable) if progress else contextlib.nullcontext(None)
         with bar as advance:
             train_loss, train_acc = train_one_epoch(
-                model, train, optimizer, params.batch_size, seed, epoch, device, advance
+                wrapped or model, train, optimizer, params.batch_size, seed, epoch, device, advance,
+                rank, world_size,
             )
         scheduler.step()
         val_loss, val_acc = evaluate_split(model, val, 500, device)
