@@ -28,6 +28,7 @@ DROP_MODES = ("activation", "weight")
 RANK_METHODS = ("ablation", "taylor")
 THRESHOLDS = ("truncate", "clamp")
 NORMS = ("spectral", "fro")
+DISTANCES = ("absolute", "relative")
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,10 @@ class AttackParams:
     epsilons: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
     max_examples: int = 500
     batch_size: int = 250
+    distance: str = "absolute"  # Algorithm 1's d_k: absolute (the paper) | relative (d_k / ‖f_L(x)_k‖)
+    pgd_epsilons: tuple[float, ...] = (0.1,)  # empty: no PGD
+    pgd_steps: int = 5
+    pgd_step_size: float = 0.0  # 0: 2.5·ε/pgd_steps (Madry et al.)
 
     def validate(self) -> None:
         if not self.epsilons:
@@ -135,6 +140,15 @@ class AttackParams:
             )
         _positive("attack.max_examples", self.max_examples)
         _positive("attack.batch_size", self.batch_size)
+        _choice("attack.distance", self.distance, DISTANCES)
+        for i, eps in enumerate(self.pgd_epsilons):
+            _epsilon(f"attack.pgd_epsilons[{i}]", eps)
+        if list(self.pgd_epsilons) != sorted(set(self.pgd_epsilons)):
+            raise FragileError(
+                f"attack.pgd_epsilons must be strictly increasing, got {list(self.pgd_epsilons)}"
+            )
+        _positive("attack.pgd_steps", self.pgd_steps)
+        _in_range("attack.pgd_step_size", self.pgd_step_size, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,15 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class AnalysisParams:
+    bootstrap: int = 1000  # resamples for the 95% confidence intervals; 0: none
+
+    def validate(self) -> None:
+        if self.bootstrap < 0:
+            raise FragileError(f"analysis.bootstrap must be >= 0 (0 turns the intervals off), got {self.bootstrap}")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 0
     epsilon: float = 0.1
@@ -175,6 +198,7 @@ class Params:
     attack: AttackParams = field(default_factory=AttackParams)
     harden: HardenParams = field(default_factory=HardenParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    analysis: AnalysisParams = field(default_factory=AnalysisParams)
 
     def validate(self) -> None:
         if self.seed < 0:
