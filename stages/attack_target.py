@@ -56,6 +56,7 @@ def main(
             "targeting_pct_absolute": [result.targeting_pct(i) for i in range(len(result.epsilons))],
             "targeting_pct_relative": [result.targeting_pct(i, "relative") for i in range(len(result.epsilons))],
             "device": device.type,
+            "per_example": result.per_example,  # '0'/'1' outcome strings for the report's bootstrap
         },
     )
     for row in result.rows(p.distance):
