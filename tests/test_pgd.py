@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fragile.attacks import fgsm
@@ -69,3 +70,11 @@ def test_pgd_restores_the_training_mode(tiny_model, tiny_split):
 def test_default_step_is_madrys_rule():
     assert step_size(0.1, 10) == 2.5 * 0.1 / 10
     assert step_size(0.1, 10, 0.01) == 0.01
+
+
+def test_without_random_start_it_matches_torchattacks_pgd(tiny_model, tiny_split):
+    torchattacks = pytest.importorskip("torchattacks")
+    images, labels = _batch(tiny_split, 8)
+    theirs = torchattacks.PGD(tiny_model, eps=0.1, alpha=0.04, steps=2, random_start=False)(images, labels)
+    ours = pgd(tiny_model, images, labels, 0.1, steps=2, step=0.04, random_start=False)
+    assert torch.allclose(ours, theirs, atol=1e-6)
