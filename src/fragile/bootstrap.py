@@ -14,6 +14,7 @@ import functools
 import numpy as np
 
 LEVEL = 0.95
+DIGITS = 6  # interval ends are rounded: percentile interpolation leaves float noise (55.195000000000001)
 
 
 def outcomes(flags: str) -> np.ndarray:
@@ -42,7 +43,7 @@ def share_ci(flags: str, resamples: int, seed: int, scale: float = 1.0) -> list[
     if not flags or resamples <= 0:
         return None
     low, high = mean_ci(outcomes(flags), resamples, seed)
-    return [scale * low, scale * high]
+    return [round(scale * low, DIGITS), round(scale * high, DIGITS)]
 
 
 def difference_ci(first: str, second: str, resamples: int, seed: int) -> list[float] | None:
@@ -52,4 +53,4 @@ def difference_ci(first: str, second: str, resamples: int, seed: int) -> list[fl
     if len(first) != len(second):
         raise ValueError(f"paired outcomes differ in length: {len(first)} vs {len(second)}")
     low, high = mean_ci(outcomes(second).astype(float) - outcomes(first), resamples, seed)
-    return [low, high]
+    return [round(low, DIGITS), round(high, DIGITS)]

@@ -126,7 +126,7 @@ class AttackParams:
     batch_size: int = 250
     distance: str = "absolute"  # Algorithm 1's d_k: absolute (the paper) | relative (d_k / ‖f_L(x)_k‖)
     pgd_epsilons: tuple[float, ...] = (0.1,)  # empty: no PGD
-    pgd_steps: int = 5
+    pgd_steps: int = 3
     pgd_step_size: float = 0.0  # 0: 2.5·ε/pgd_steps (Madry et al.)
 
     def validate(self) -> None:
