@@ -132,21 +132,11 @@ class AttackParams:
     def validate(self) -> None:
         if not self.epsilons:
             raise FragileError("attack.epsilons is empty; list the FGSM strengths, e.g. [0, 0.1]")
-        for i, eps in enumerate(self.epsilons):
-            _epsilon(f"attack.epsilons[{i}]", eps)
-        if list(self.epsilons) != sorted(set(self.epsilons)):
-            raise FragileError(
-                f"attack.epsilons must be strictly increasing, got {list(self.epsilons)}"
-            )
+        _epsilon_grid("attack.epsilons", self.epsilons)
         _positive("attack.max_examples", self.max_examples)
         _positive("attack.batch_size", self.batch_size)
         _choice("attack.distance", self.distance, DISTANCES)
-        for i, eps in enumerate(self.pgd_epsilons):
-            _epsilon(f"attack.pgd_epsilons[{i}]", eps)
-        if list(self.pgd_epsilons) != sorted(set(self.pgd_epsilons)):
-            raise FragileError(
-                f"attack.pgd_epsilons must be strictly increasing, got {list(self.pgd_epsilons)}"
-            )
+        _epsilon_grid("attack.pgd_epsilons", self.pgd_epsilons)
         _positive("attack.pgd_steps", self.pgd_steps)
         _in_range("attack.pgd_step_size", self.pgd_step_size, 0.0, 1.0)
 
@@ -324,3 +314,10 @@ def _epsilon(key: str, value: float) -> None:
         raise FragileError(
             f"{key} must be in [0, 1] (pixel units of images scaled to [0, 1]), got {value}"
         )
+
+
+def _epsilon_grid(key: str, values: tuple[float, ...]) -> None:
+    for i, eps in enumerate(values):
+        _epsilon(f"{key}[{i}]", eps)
+    if list(values) != sorted(set(values)):
+        raise FragileError(f"{key} must be strictly increasing, got {list(values)}")
