@@ -24,7 +24,7 @@ def main(
     model: Path = typer.Option(..., help="Checkpoint to attack (models/original/epoch_<N>.pt)."),
     data: Path = typer.Option(Path("data/prepared"), help="Prepared data folder."),
     sets: Path = typer.Option(..., help="The rank stage's JSON with S and S'."),
-    curve: Path = typer.Option(..., help="CSV per ε: epsilon, accuracy, targeting_pct."),
+    curve: Path = typer.Option(..., help="CSV per ε: epsilon, accuracy, targeting_pct (by attack.distance)."),
     summary: Path = typer.Option(..., help="JSON summary of the sweep."),
     params: Path = typer.Option(Path("params.yaml"), help="Params file (reads attack.*)."),
 ) -> None:
@@ -46,7 +46,7 @@ def main(
     if not ctx.is_main:  # rank 0 writes the outputs
         return
     typer.echo(f"{model}: {result.examples} test examples on {distributed.describe(device, ctx)}")
-    write_csv(curve, pd.DataFrame(result.rows()))
+    write_csv(curve, pd.DataFrame(result.rows(p.distance)))
     write_json(
         summary,
         {
@@ -57,12 +57,17 @@ def main(
             "clean_accuracy": result.clean_accuracy,
             "epsilons": result.epsilons,
             "accuracy": [result.accuracy(i) for i in range(len(result.epsilons))],
-            "targeting_pct": [result.targeting_pct(i) for i in range(len(result.epsilons))],
+            "distance": p.distance,  # which d_k targeting_pct uses; both are recorded below
+            "targeting_pct": [result.targeting_pct(i, p.distance) for i in range(len(result.epsilons))],
+            "targeting_pct_absolute": [result.targeting_pct(i) for i in range(len(result.epsilons))],
+            "targeting_pct_relative": [result.targeting_pct(i, "relative") for i in range(len(result.epsilons))],
             "device": device.type,
+            "per_example": result.per_example,  # '0'/'1' outcome strings for the report's bootstrap
         },
     )
-    for row in result.rows():
-        typer.echo(f"ε={row['epsilon']:<6g} accuracy {row['accuracy']:.4f}  attack on S {row['targeting_pct']:.1f}%")
+    for row in result.rows(p.distance):
+        typer.echo(f"ε={row['epsilon']:<6g} accuracy {row['accuracy']:.4f}  attack on S {row['targeting_pct']:.1f}%"
+                   f" ({p.distance} distances)")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def main(
     figures_dir: Path = typer.Option(Path("report/figures"), "--figures", help="The figures stage's PNG folder."),
     out: Path = typer.Option(Path("report/report.md"), help="The markdown report (figures linked relative to it)."),
     params: Path = typer.Option(Path("params.yaml"), help="Params file (reads data.dataset, model.arch, model.stem, "
-                                "train.epochs, train.checkpoints, seed)."),
+                                "train.epochs, train.checkpoints, seed, analysis.bootstrap)."),
 ) -> None:
     """Write the results report from the results and metrics files."""
     p = load_params(params)
@@ -53,6 +53,7 @@ def main(
         training=read_result(training, "train", ["train", "val"]),
         # markdown links are relative to the report's own folder
         figures_dir=Path(os.path.relpath(figures_dir, out.parent)).as_posix(),
+        bootstrap=p.analysis.bootstrap,
     )
     write_text(out, build_report(inputs))
     typer.echo(f"report -> {out} ({len(figure_names(epochs))} figures from {figures_dir})")

@@ -1,12 +1,15 @@
 """summarize: headline metrics at `epsilon` for every checkpoint, and the combined plot data.
 
 It reads the per-ε counts that evaluate wrote; only an `epsilon` that is not on the
-attack.epsilons grid is computed here (three attacks at that single ε). So
+attack.epsilons grid is computed here (three attacks at that single ε), and likewise PGD
+at an `epsilon` off attack.pgd_epsilons (two white-box PGD runs at that single ε). So
 `dvc exp run -S epsilon=...` reruns this stage (and harden) instead of the sweeps.
+Confidence intervals are a seeded bootstrap over evaluate's per-example outcomes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +17,21 @@ import typer
 
 from fragile.atomic import write_json
 from fragile.errors import FragileError, reports_errors
-from fragile.comparison import Comparison, comparison_from_counts
+from fragile.comparison import Comparison, SweepResult, comparison_from_counts
 from fragile.params import Params, load_params
 from fragile.results import read_result as _read
 from fragile.summary import accuracy_series, headline, kernel_drop_series, targeting_series
 from fragile.tables import write_csv
 
 
-def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], p: Params) -> Comparison:
-    """Original, hardened and transfer at the single ε that the grid lacks."""
+def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], p: Params,
+                fgsm: bool, pgd: bool) -> Comparison:
+    """At the single ε that a grid lacks: FGSM original, hardened and transfer (`fgsm`) and
+    PGD white-box against each model (`pgd`); the other attack family is left empty."""
     from fragile import models
     from fragile.data import load_split
     from fragile.devices import pick_device, to_device
-    from fragile.evaluation import compare
+    from fragile.evaluation import PgdSettings, compare
 
     original = models.load(models_dir / "original" / f"epoch_{epoch}.pt")
     hardened = models.load(models_dir / "hardened" / f"epoch_{epoch}.pt")
@@ -34,8 +39,37 @@ def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], 
     device = pick_device()
     to_device(original, device)
     to_device(hardened, device)
-    return compare(original, hardened, lambda: split.batches(p.evaluate.batch_size), [p.epsilon],
-                   sets["fragile"], sets["null"], device)
+    settings = PgdSettings([p.epsilon] if pgd else [], p.attack.pgd_steps, p.attack.pgd_step_size, p.seed)
+    batches = lambda: split.batches(p.evaluate.batch_size)  # noqa: E731
+    if fgsm:
+        return compare(original, hardened, batches, [p.epsilon], sets["fragile"], sets["null"], device, pgd=settings)
+    from fragile.sweep import pgd_sweep
+
+    def run(model: Any) -> Any:
+        return pgd_sweep(model, batches(), settings.epsilons, sets["fragile"], sets["null"], model.net.conv1,
+                         settings.steps, settings.step, settings.seed, device=device)
+
+    empty = SweepResult([])
+    return Comparison(empty, empty, empty, pgd_original=run(original), pgd_hardened=run(hardened))
+
+
+def _fill_in_epsilon(comparison: Comparison, epoch: int, models_dir: Path, data: Path, sets: dict[str, Any],
+                     p: Params) -> Comparison:
+    """`comparison`, with the attacks at `epsilon` that evaluate's grids lack computed now."""
+    fgsm = p.epsilon not in comparison.original.epsilons
+    pgd = comparison.pgd_original is not None and p.epsilon not in comparison.pgd_original.epsilons
+    if not fgsm and not pgd:
+        return comparison
+    missing = " and ".join(name for name, off in (("attack.epsilons", fgsm), ("attack.pgd_epsilons", pgd)) if off)
+    typer.echo(f"epoch {epoch}: ε={p.epsilon} is not in {missing}; attacking at it now")
+    extra = _at_epsilon(epoch, models_dir, data, sets, p, fgsm, pgd)
+    if fgsm:
+        comparison = dataclasses.replace(comparison, original=extra.original, hardened=extra.hardened,
+                                         transfer=extra.transfer)
+    if pgd:
+        comparison = dataclasses.replace(comparison, pgd_original=extra.pgd_original,
+                                         pgd_hardened=extra.pgd_hardened)
+    return comparison
 
 
 @reports_errors
@@ -47,7 +81,8 @@ def main(
     data: Path = typer.Option(Path("data/prepared"), help="Prepared data folder (used only for an off-grid ε)."),
     metrics: Path = typer.Option(Path("metrics/headline.json"), help="Headline metrics JSON (dvc metrics)."),
     plots_dir: Path = typer.Option(Path("plots"), "--plots", help="Folder for the combined plot data (dvc plots)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads epsilon, train.checkpoints)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads epsilon, seed, train.checkpoints, "
+                                "evaluate.*, attack.pgd_steps, attack.pgd_step_size, analysis.bootstrap)."),
 ) -> None:
     """Collect the headline numbers at `epsilon` for every checkpoint."""
     p = load_params(params)
@@ -59,11 +94,12 @@ def main(
         sets = _read(rank_dir / name, "rank")
         harden = _read(harden_dir / name, "harden")
         comparison = comparison_from_counts(_read(evaluate_dir / name, "evaluate"))
+        if p.analysis.bootstrap and not comparison.original.outcomes("clean"):
+            raise FragileError(f"{evaluate_dir / name} has no per-example outcomes for the bootstrap; rerun the "
+                               f"evaluate stage (dvc repro -f evaluate@{epoch}) or set analysis.bootstrap: 0")
         curves[epoch], all_sets[epoch] = comparison, sets
-        if p.epsilon not in comparison.original.epsilons:
-            typer.echo(f"epoch {epoch}: ε={p.epsilon} is not in attack.epsilons; attacking at it now")
-            comparison = _at_epsilon(epoch, models_dir, data, sets, p)
-        block = headline(comparison, p.epsilon, sets, harden)
+        comparison = _fill_in_epsilon(comparison, epoch, models_dir, data, sets, p)
+        block = headline(comparison, p.epsilon, sets, harden, p.analysis.bootstrap, p.seed)
         out[f"epoch_{epoch}"] = block
         o, h = block["original"], block["hardened"]
         typer.echo(
@@ -72,6 +108,11 @@ def main(
             f" white-box {h['fgsm_accuracy_whitebox']:.4f} transfer {h['fgsm_accuracy_transfer']:.4f}"
             f" on-S {h['targeting_pct']:.1f}%"
         )
+        if "pgd_accuracy" in o:
+            g = block["gain"]
+            typer.echo(f"epoch {epoch} at ε={p.epsilon}: PGD original {o['pgd_accuracy']:.4f} hardened"
+                       f" {h['pgd_accuracy_whitebox']:.4f} | gain FGSM {g['fgsm_whitebox']:+.4f}"
+                       f" PGD {g['pgd_whitebox']:+.4f}{' (gradient masking signature)' if g['gradient_masking'] else ''}")
     write_csv(plots_dir / "accuracy_vs_epsilon.csv", accuracy_series(curves))
     write_csv(plots_dir / "targeting_vs_epsilon.csv", targeting_series(curves))
     write_csv(plots_dir / "kernel_drop.csv", kernel_drop_series(all_sets))

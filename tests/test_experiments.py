@@ -58,7 +58,8 @@ def test_exp_run_epsilon_reruns_only_what_reads_it_and_diffs_by_name(repo):
     values = shown["data"]["plots/accuracy_vs_epsilon.csv"][0]["content"]["data"]["values"]
     assert {row["rev"] for row in values} == {"HEAD", "eps02"}
     assert {row["series"] for row in values} == {"epoch 1 original", "epoch 1 hardened white-box",
-                                                 "epoch 1 hardened transfer"}
+                                                 "epoch 1 hardened transfer", "epoch 1 original PGD",
+                                                 "epoch 1 hardened PGD"}
 
 
 def test_a_mistyped_set_param_is_refused_and_nothing_is_lost(repo):

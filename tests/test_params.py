@@ -69,6 +69,12 @@ def test_a_typo_names_the_key_and_the_closest_valid_one():
         ({"data__download": "yes"}, "data.download must be true or false"),
         ({"rank__method": "taylr"}, r"rank.method must be one of ablation, taylor.*did you mean 'taylor'"),
         ({"rank__compare": "yes"}, "rank.compare must be true or false"),
+        ({"attack__distance": "relativ"}, r"attack.distance must be one of absolute, relative.*did you mean"),
+        ({"attack__pgd_epsilons": [0.2, 0.1]}, "attack.pgd_epsilons must be strictly increasing"),
+        ({"attack__pgd_epsilons": [1.5]}, r"attack.pgd_epsilons\[0\] must be in \[0, 1\]"),
+        ({"attack__pgd_steps": 0}, "attack.pgd_steps must be > 0"),
+        ({"attack__pgd_step_size": -0.01}, r"attack.pgd_step_size must be in \[0.0, 1.0\)"),
+        ({"analysis__bootstrap": -1}, "analysis.bootstrap must be >= 0"),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_key(change, message):

@@ -58,6 +58,17 @@ def test_metrics_are_sane(repo):
     assert metrics["kernels"]["fragile"] + metrics["kernels"]["null"] == 64
     assert metrics["original"]["clean_accuracy"] > 0.3  # one epoch on real digits learns something
     assert metrics["harden"]["alpha"] >= 1
+    # PGD at the headline ε (on attack.pgd_epsilons), intervals around every share, the gains
+    assert 0 <= metrics["original"]["pgd_accuracy"] <= metrics["original"]["fgsm_accuracy"] + 0.1
+    for side in ("original", "hardened"):
+        for key, value in metrics[side].items():
+            if not key.endswith("_ci95"):
+                low, high = metrics[side][f"{key}_ci95"]
+                assert low <= value <= high, key
+    assert set(metrics["gain"]) >= {"fgsm_whitebox", "pgd_whitebox", "gradient_masking"}
+    evaluate = json.loads((repo / "results/evaluate/epoch_1.json").read_text())
+    assert evaluate["pgd"]["epsilons"] == [0.1]
+    assert len(evaluate["original"]["per_example"]["clean"]) == evaluate["examples"]
 
 
 def test_rank_outputs_cover_every_kernel(repo):
@@ -101,3 +112,5 @@ def test_changing_epsilon_reruns_only_what_reads_it(repo):
     headline = json.loads((repo / "metrics/headline.json").read_text())
     assert headline["epsilon"] == 0.05
     assert 0 <= headline["epoch_1"]["hardened"]["fgsm_accuracy_transfer"] <= 1
+    assert 0 <= headline["epoch_1"]["hardened"]["pgd_accuracy_whitebox"] <= 1  # PGD attacked at 0.05 too
+    assert "pgd_accuracy_ci95" in headline["epoch_1"]["original"]

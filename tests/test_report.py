@@ -147,3 +147,34 @@ def test_the_stage_needs_the_figures_first(tmp_path, capsys):
         _run_stage(tmp_path)
     assert exit_info.value.code == 2
     assert "run the figures stage first" in capsys.readouterr().err
+
+
+def _with_pgd(epochs: tuple[int, ...] = EPOCHS, resamples: int = 200) -> dict:
+    """Report inputs whose evaluate results hold per-example outcomes and PGD (test_summary's)."""
+    from test_summary import comparison as masked
+
+    from fragile.summary import headline
+
+    comparisons = {1: masked(hardened_fgsm=60, hardened_pgd=20), 2: masked(hardened_fgsm=60, hardened_pgd=40)}
+    return dict(comparisons=comparisons, bootstrap=resamples,
+                headline={"epsilon": 0.1, **{f"epoch_{e}": headline(comparisons[e], 0.1, fake.rank(e), fake.harden(e),
+                                                                   resamples, 0) for e in epochs}})
+
+
+def test_the_report_names_gradient_masking_only_where_pgd_takes_the_gain_away():
+    text = build_report(inputs(**_with_pgd()))
+    epoch_1 = next(line for line in text.splitlines() if line.startswith("- epoch 1:"))
+    epoch_2 = next(line for line in text.splitlines() if line.startswith("- epoch 2:"))
+    assert "signature of gradient masking" in epoch_1 and "FGSM +20.0 pp [" in epoch_1
+    assert "holds against PGD" in epoch_2
+    assert "paired bootstrap 95% interval" in text
+
+
+def test_tables_carry_intervals_relative_targeting_and_pgd():
+    text = build_report(inputs(**_with_pgd()))
+    assert "on S, relative d: hardened" in text and "RELATIVE" not in text
+    assert "PGD accuracy: original" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 0.1 | 40.0% ["))  # evaluate, ε = 0.1
+    low, high = map(float, re.search(r"40\.0% \[([\d.]+), ([\d.]+)\]", row).groups())
+    assert 30 < low < 40 < high < 50
+    assert "No confidence intervals" in build_report(inputs(**_with_pgd(resamples=0)))

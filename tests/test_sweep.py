@@ -3,7 +3,9 @@ from __future__ import annotations
 import torch
 
 from fragile.attacks import fgsm
-from fragile.sweep import fgsm_sweep
+from fragile.pgd import pgd
+from fragile.data import Split
+from fragile.sweep import batch_seed, fgsm_sweep, pgd_sweep
 from fragile.targeting import kernel_distances, targets_fragile
 
 
@@ -36,3 +38,52 @@ def test_transfer_uses_the_source_gradient(tiny_model, tiny_split):
     with torch.no_grad():
         assert transfer.correct[0] == int((other(adv).argmax(1) == labels).sum())
     assert white.examples == transfer.examples
+
+
+def test_per_example_outcomes_add_up_to_the_counts_and_relative_is_recorded(tiny_model, tiny_split):
+    fragile, null = list(range(0, 64, 2)), list(range(1, 64, 2))
+    result = fgsm_sweep(tiny_model, tiny_split.batches(20), [0.0, 0.1], fragile, null, tiny_model.net.conv1)
+    assert len(result.outcomes("clean")) == result.examples == len(tiny_split)
+    assert result.outcomes("clean").count("1") == result.clean_correct
+    for kind in ("correct", "targeted", "targeted_relative"):
+        for i in range(2):
+            flags = result.outcomes(kind, i)
+            assert len(flags) == len(tiny_split)
+            assert flags.count("1") == getattr(result, kind)[i]
+    assert result.targeted_relative[0] == 0  # ε = 0 moves nothing either way
+    images, labels = next(tiny_split.batches(len(tiny_split)))
+    conv = lambda x: tiny_model.net.conv1(tiny_model.normalize(x))  # noqa: E731
+    with torch.no_grad():
+        d = kernel_distances(conv(images), conv(fgsm(tiny_model, images, labels, 0.1)), relative=True)
+    assert result.targeted_relative[1] == int(targets_fragile(d, fragile, null).sum())
+
+
+def test_pgd_sweep_matches_pgd_per_epsilon_and_is_deterministic(tiny_model, tiny_split):
+    batch = tiny_split.head(16)
+    run = lambda: pgd_sweep(tiny_model, batch.batches(8), [0.0, 0.1], [0], [1], tiny_model.net.conv1,  # noqa: E731
+                            steps=2, seed=5)
+    first, second = run(), run()
+    assert first == second
+    assert first.correct[0] == first.clean_correct  # ε = 0 is the clean input
+    # Per batch, a generator seeded from the seed and its pixels, drawn ε by ε: the sweep is the plain attack.
+    correct = 0
+    for images, labels in batch.batches(8):
+        generator = torch.Generator().manual_seed(batch_seed(5, images))
+        for eps in (0.0, 0.1):
+            adv = pgd(tiny_model, images, labels, eps, 2, generator=generator)
+            if eps == 0.1:
+                with torch.no_grad():
+                    correct += int((tiny_model(adv).argmax(1) == labels).sum())
+    assert first.correct[1] == correct
+
+
+def test_pgd_sweep_of_a_later_batch_alone_equals_its_part_of_the_whole_sweep(tiny_model, tiny_split):
+    """Random starts depend on the seed and the batch, not on the batches before it, so a shard
+    of the examples (several processes) gets the outcomes one process gives those examples."""
+    batch = tiny_split.head(16)
+    sweep = lambda split: pgd_sweep(tiny_model, split.batches(8), [0.1], [0], [1], None, steps=2, seed=5)  # noqa: E731
+    whole, second_half = sweep(batch), sweep(Split(batch.images[8:], batch.labels[8:]))
+    assert whole.per_example["correct"][0][8:] == second_half.per_example["correct"][0]
+    assert sweep(Split(batch.images[8:], batch.labels[8:])) == second_half
+    (first_images, _), (second_images, _) = batch.batches(8)
+    assert batch_seed(5, first_images) != batch_seed(5, second_images)  # each batch its own starts

@@ -41,3 +41,30 @@ def test_capture_output_records_each_forward_and_then_stops():
         layer(torch.zeros(1))
     layer(torch.ones(1))
     assert [t.item() for t in outputs] == [1.0, 0.0]
+
+
+def test_scaling_a_kernel_scales_its_absolute_distance_but_not_its_relative_one():
+    # Hardening multiplies a fragile kernel's weights by α: its map, and so its absolute d_k,
+    # grow by α for the same input change, while d_k / ‖f(x)_k‖ stays put.
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 3, kernel_size=3, bias=False)
+    x = torch.rand(4, 1, 8, 8)
+    adv = x + 0.05 * torch.randn_like(x)
+    alpha = 3.0
+    with torch.no_grad():
+        before_abs = kernel_distances(conv(x), conv(adv))
+        before_rel = kernel_distances(conv(x), conv(adv), relative=True)
+        conv.weight[0] *= alpha
+        after_abs = kernel_distances(conv(x), conv(adv))
+        after_rel = kernel_distances(conv(x), conv(adv), relative=True)
+    assert torch.allclose(after_abs[:, 0], alpha * before_abs[:, 0])
+    assert torch.allclose(after_abs[:, 1:], before_abs[:, 1:])
+    assert torch.allclose(after_rel, before_rel)
+
+
+def test_relative_distance_divides_by_the_clean_norm_and_a_dead_kernel_stays_zero():
+    clean = torch.zeros(1, 2, 1, 2)
+    clean[0, 0] = torch.tensor([[3.0, 4.0]])  # norm 5; kernel 1 is dead (all zero, unmoved)
+    adv = clean.clone()
+    adv[0, 0, 0, 0] += 1.0
+    assert torch.allclose(kernel_distances(clean, adv, relative=True), torch.tensor([[0.2, 0.0]]))

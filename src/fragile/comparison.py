@@ -12,19 +12,48 @@ from typing import Any
 import pandas as pd
 
 
+FLAG_KINDS = ("correct", "targeted", "targeted_relative")
+
+
 @dataclass
 class SweepResult:
-    """Counts per ε; fractions are derived so that shards can be summed exactly."""
+    """Counts per ε; fractions are derived so that shards can be summed exactly.
+
+    `targeted` counts Algorithm 1 on absolute distances d_k (the paper), `targeted_relative`
+    on d_k / ‖f_L(x)_k‖. `per_example` keeps each example's outcome as a '0'/'1' string in
+    example order ("clean", and one string per ε for each of FLAG_KINDS), which the bootstrap
+    resamples; shards concatenate. It is empty for results written before it existed."""
 
     epsilons: list[float]
     examples: int = 0
     clean_correct: int = 0
     correct: list[int] = field(default_factory=list)
     targeted: list[int] = field(default_factory=list)
+    targeted_relative: list[int] = field(default_factory=list)
+    per_example: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.correct = self.correct or [0] * len(self.epsilons)
         self.targeted = self.targeted or [0] * len(self.epsilons)
+        self.targeted_relative = self.targeted_relative or [0] * len(self.epsilons)
+
+    def record_clean(self, correct: list[bool]) -> None:
+        self.clean_correct += sum(correct)
+        self.per_example["clean"] = self.per_example.get("clean", "") + _flags(correct)
+        self.examples += len(correct)
+
+    def record(self, i: int, kind: str, outcomes: list[bool]) -> None:
+        """Add one batch's outcomes of `kind` (one of FLAG_KINDS) at ε index i."""
+        getattr(self, kind)[i] += sum(outcomes)
+        strings = self.per_example.setdefault(kind, [""] * len(self.epsilons))
+        strings[i] += _flags(outcomes)
+
+    def outcomes(self, kind: str, i: int | None = None) -> str:
+        """The '0'/'1' string of `kind` at ε index i ("clean" takes no index); "" if not stored."""
+        if kind == "clean":
+            return self.per_example.get("clean", "")
+        strings = self.per_example.get(kind)
+        return strings[i] if strings else ""
 
     @property
     def clean_accuracy(self) -> float:
@@ -33,17 +62,22 @@ class SweepResult:
     def accuracy(self, i: int) -> float:
         return self.correct[i] / self.examples
 
-    def targeting_pct(self, i: int) -> float:
-        return 100.0 * self.targeted[i] / self.examples
+    def targeting_pct(self, i: int, distance: str = "absolute") -> float:
+        counts = self.targeted_relative if distance == "relative" else self.targeted
+        return 100.0 * counts[i] / self.examples
 
     def at(self, epsilon: float) -> int:
         return self.epsilons.index(epsilon)
 
-    def rows(self) -> list[dict[str, float]]:
+    def rows(self, distance: str = "absolute") -> list[dict[str, float]]:
         return [
-            {"epsilon": eps, "accuracy": self.accuracy(i), "targeting_pct": self.targeting_pct(i)}
+            {"epsilon": eps, "accuracy": self.accuracy(i), "targeting_pct": self.targeting_pct(i, distance)}
             for i, eps in enumerate(self.epsilons)
         ]
+
+
+def _flags(outcomes: list[bool]) -> str:
+    return "".join("1" if o else "0" for o in outcomes)
 
 
 @dataclass(frozen=True)
@@ -51,10 +85,14 @@ class Comparison:
     original: SweepResult  # white-box against the original
     hardened: SweepResult  # white-box against the hardened model
     transfer: SweepResult  # the original's adversarial examples, fed to the hardened model
+    # L∞ PGD, white-box against each model, on attack.pgd_epsilons (None: not run)
+    pgd_original: SweepResult | None = None
+    pgd_hardened: SweepResult | None = None
 
 
 def comparison_table(result: Comparison) -> pd.DataFrame:
-    """One row per ε: accuracies and targeting percentages of the three settings."""
+    """One row per ε: FGSM accuracies and targeting percentages (absolute and relative
+    distances) of the three settings."""
     indices = range(len(result.original.epsilons))
     return pd.DataFrame(
         {
@@ -65,23 +103,58 @@ def comparison_table(result: Comparison) -> pd.DataFrame:
             "original_targeting_pct": [result.original.targeting_pct(i) for i in indices],
             "hardened_targeting_pct": [result.hardened.targeting_pct(i) for i in indices],
             "transfer_targeting_pct": [result.transfer.targeting_pct(i) for i in indices],
+            "original_targeting_pct_relative": [result.original.targeting_pct(i, "relative") for i in indices],
+            "hardened_targeting_pct_relative": [result.hardened.targeting_pct(i, "relative") for i in indices],
+            "transfer_targeting_pct_relative": [result.transfer.targeting_pct(i, "relative") for i in indices],
         }
     )
 
 
+def pgd_table(result: Comparison) -> pd.DataFrame:
+    """One row per PGD ε: white-box accuracy and targeting of the original and the hardened model."""
+    columns = ["epsilon", "original_pgd_accuracy", "hardened_pgd_accuracy", "original_pgd_targeting_pct",
+               "hardened_pgd_targeting_pct"]
+    o, h = result.pgd_original, result.pgd_hardened
+    if o is None or h is None:
+        return pd.DataFrame(columns=columns)
+    indices = range(len(o.epsilons))
+    return pd.DataFrame(
+        {
+            "epsilon": o.epsilons,
+            "original_pgd_accuracy": [o.accuracy(i) for i in indices],
+            "hardened_pgd_accuracy": [h.accuracy(i) for i in indices],
+            "original_pgd_targeting_pct": [o.targeting_pct(i) for i in indices],
+            "hardened_pgd_targeting_pct": [h.targeting_pct(i) for i in indices],
+        },
+        columns=columns,
+    )
+
+
+def _counts(sweep: SweepResult) -> dict[str, Any]:
+    return {k: v for k, v in asdict(sweep).items() if k not in ("epsilons", "examples")}
+
+
 def comparison_counts(result: Comparison) -> dict[str, Any]:
-    """Exact counts (JSON-ready), from which every fraction can be recomputed."""
-    return {
+    """Exact counts (JSON-ready), from which every fraction can be recomputed. PGD has its
+    own ε grid, so it sits in its own block."""
+    out = {
         "examples": result.original.examples,
         "epsilons": result.original.epsilons,
-        **{name: {k: v for k, v in asdict(sweep).items() if k not in ("epsilons", "examples")}
-           for name, sweep in (("original", result.original), ("hardened", result.hardened),
-                               ("transfer", result.transfer))},
+        **{name: _counts(sweep) for name, sweep in (("original", result.original), ("hardened", result.hardened),
+                                                   ("transfer", result.transfer))},
     }
+    if result.pgd_original is not None and result.pgd_hardened is not None:
+        out["pgd"] = {"epsilons": result.pgd_original.epsilons, "original": _counts(result.pgd_original),
+                      "hardened": _counts(result.pgd_hardened)}
+    return out
 
 
 def comparison_from_counts(counts: dict[str, Any]) -> Comparison:
-    def sweep(name: str) -> SweepResult:
-        return SweepResult(list(counts["epsilons"]), counts["examples"], **counts[name])
+    def sweep(block: dict[str, Any], name: str) -> SweepResult:
+        return SweepResult(list(block["epsilons"]), counts["examples"], **block[name])
 
-    return Comparison(original=sweep("original"), hardened=sweep("hardened"), transfer=sweep("transfer"))
+    pgd = counts.get("pgd")
+    return Comparison(
+        original=sweep(counts, "original"), hardened=sweep(counts, "hardened"), transfer=sweep(counts, "transfer"),
+        pgd_original=sweep(pgd, "original") if pgd else None, pgd_hardened=sweep(pgd, "hardened") if pgd else None,
+    )

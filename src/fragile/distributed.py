@@ -23,6 +23,7 @@ Only rank 0 writes outputs.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -257,16 +258,18 @@ def _sum(parts: list[Any]) -> Any:
     from fragile.ranking import KernelRanking, TaylorRanking
 
     first = parts[0]
-    if isinstance(first, SweepResult):
-        return SweepResult(
+    if first is None or isinstance(first, SweepResult):
+        return None if first is None else SweepResult(
             list(first.epsilons),
             sum(p.examples for p in parts),
             sum(p.clean_correct for p in parts),
             [sum(c) for c in zip(*(p.correct for p in parts))],
             [sum(t) for t in zip(*(p.targeted for p in parts))],
+            [sum(t) for t in zip(*(p.targeted_relative for p in parts))],
+            _concatenated([p.per_example for p in parts]),
         )
     if isinstance(first, Comparison):
-        return Comparison(*(_sum([getattr(p, f) for p in parts]) for f in ("original", "hardened", "transfer")))
+        return Comparison(*(_sum([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Comparison)))
     n = sum(p.examples for p in parts)
     if isinstance(first, KernelRanking):
         # accuracy * examples rounds back to the exact integer count; mean * examples gives back
@@ -281,4 +284,15 @@ def _sum(parts: list[Any]) -> Any:
         return TaylorRanking(score=[s / n for s in score], examples=n,
                              baseline_loss=sum(p.baseline_loss * p.examples for p in parts) / n)
     raise TypeError(f"no reduction for {type(first).__name__}")  # a bug, not user input
+
+
+def _concatenated(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-example outcome strings of the shards, joined in rank order (= example order)."""
+    joined: dict[str, Any] = {}
+    for kind, value in outcomes[0].items():
+        if isinstance(value, str):
+            joined[kind] = "".join(o[kind] for o in outcomes)
+        else:
+            joined[kind] = ["".join(o[kind][i] for o in outcomes) for i in range(len(value))]
+    return joined
 

@@ -10,9 +10,19 @@ import torch
 from fragile.comparison import Comparison, SweepResult
 from fragile.hardening import HardenReport, harden_model
 from fragile.models import FragileNet
-from fragile.sweep import fgsm_sweep
+from fragile.sweep import fgsm_sweep, pgd_sweep
 
 BatchFactory = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclass(frozen=True)
+class PgdSettings:
+    """attack.pgd_*; both models get the same seeded random starts (a paired comparison)."""
+
+    epsilons: Sequence[float]
+    steps: int
+    step: float = 0.0
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,13 +63,23 @@ def compare(
     null: Sequence[int],
     device: torch.device | None = None,
     progress: Callable[[int], None] | None = None,
+    pgd: PgdSettings | None = None,
 ) -> Comparison:
+    """FGSM white-box against each model and transferred from the original; with `pgd`
+    (and a non-empty grid) also PGD white-box against each model."""
     def sweep(target: FragileNet, source: FragileNet | None = None) -> SweepResult:
         return fgsm_sweep(
             target, batches(), epsilons, fragile, null, target.net.conv1,
             source=source, device=device, progress=progress,
         )
 
+    def pgd_run(target: FragileNet) -> SweepResult | None:
+        if pgd is None or not pgd.epsilons:
+            return None
+        return pgd_sweep(target, batches(), pgd.epsilons, fragile, null, target.net.conv1, pgd.steps, pgd.step,
+                         pgd.seed, device=device, progress=progress)
+
     return Comparison(
-        original=sweep(original), hardened=sweep(hardened), transfer=sweep(hardened, source=original)
+        original=sweep(original), hardened=sweep(hardened), transfer=sweep(hardened, source=original),
+        pgd_original=pgd_run(original), pgd_hardened=pgd_run(hardened),
     )

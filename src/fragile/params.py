@@ -28,6 +28,7 @@ DROP_MODES = ("activation", "weight")
 RANK_METHODS = ("ablation", "taylor")
 THRESHOLDS = ("truncate", "clamp")
 NORMS = ("spectral", "fro")
+DISTANCES = ("absolute", "relative")
 
 
 @dataclass(frozen=True)
@@ -127,18 +128,21 @@ class AttackParams:
     epsilons: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
     max_examples: int = 500
     batch_size: int = 250
+    distance: str = "absolute"  # Algorithm 1's d_k: absolute (the paper) | relative (d_k / ‖f_L(x)_k‖)
+    pgd_epsilons: tuple[float, ...] = (0.1,)  # empty: no PGD
+    pgd_steps: int = 3
+    pgd_step_size: float = 0.0  # 0: 2.5·ε/pgd_steps (Madry et al.)
 
     def validate(self) -> None:
         if not self.epsilons:
             raise FragileError("attack.epsilons is empty; list the FGSM strengths, e.g. [0, 0.1]")
-        for i, eps in enumerate(self.epsilons):
-            _epsilon(f"attack.epsilons[{i}]", eps)
-        if list(self.epsilons) != sorted(set(self.epsilons)):
-            raise FragileError(
-                f"attack.epsilons must be strictly increasing, got {list(self.epsilons)}"
-            )
+        _epsilon_grid("attack.epsilons", self.epsilons)
         _positive("attack.max_examples", self.max_examples)
         _positive("attack.batch_size", self.batch_size)
+        _choice("attack.distance", self.distance, DISTANCES)
+        _epsilon_grid("attack.pgd_epsilons", self.pgd_epsilons)
+        _positive("attack.pgd_steps", self.pgd_steps)
+        _in_range("attack.pgd_step_size", self.pgd_step_size, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,15 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class AnalysisParams:
+    bootstrap: int = 1000  # resamples for the 95% confidence intervals; 0: none
+
+    def validate(self) -> None:
+        if self.bootstrap < 0:
+            raise FragileError(f"analysis.bootstrap must be >= 0 (0 turns the intervals off), got {self.bootstrap}")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 0
     epsilon: float = 0.1
@@ -179,6 +192,7 @@ class Params:
     attack: AttackParams = field(default_factory=AttackParams)
     harden: HardenParams = field(default_factory=HardenParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    analysis: AnalysisParams = field(default_factory=AnalysisParams)
 
     def validate(self) -> None:
         if self.seed < 0:
@@ -304,3 +318,10 @@ def _epsilon(key: str, value: float) -> None:
         raise FragileError(
             f"{key} must be in [0, 1] (pixel units of images scaled to [0, 1]), got {value}"
         )
+
+
+def _epsilon_grid(key: str, values: tuple[float, ...]) -> None:
+    for i, eps in enumerate(values):
+        _epsilon(f"{key}[{i}]", eps)
+    if list(values) != sorted(set(values)):
+        raise FragileError(f"{key} must be strictly increasing, got {list(values)}")

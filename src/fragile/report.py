@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fragile.comparison import Comparison
+from fragile.bootstrap import share_ci
+from fragile.comparison import Comparison, SweepResult
 from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, fragile_persistence
 
 PAPER_TITLE = "Adversarial Robustness in Deep Learning: Attacks on Fragile Neurons"
@@ -77,6 +78,7 @@ class ReportInputs:
     headline: Mapping[str, Any]  # metrics/headline.json
     training: Mapping[str, Any] | None = None  # dvclive/train/metrics.json
     figures_dir: str = "figures"  # relative to the report
+    bootstrap: int = 0  # analysis.bootstrap: resamples for the 95% intervals in the per-ε tables (0: none)
 
 
 # --- formatting -----------------------------------------------------------------------------
@@ -87,6 +89,22 @@ def pct(fraction: float) -> str:
 
 def pct_value(percent: float) -> str:
     return f"{percent:.1f}%"
+
+
+def with_ci(text: str, ci: Sequence[float] | None, percent: bool = False) -> str:
+    """`text` followed by its 95% interval in the same unit, e.g. "36.0% [31.8, 40.2]"."""
+    if ci is None:
+        return text
+    scale = 1.0 if percent else 100.0
+    return f"{text} [{scale * ci[0]:.1f}, {scale * ci[1]:.1f}]"
+
+
+def pct_ci(fraction: float, ci: Sequence[float] | None) -> str:
+    return with_ci(pct(fraction), ci)
+
+
+def pct_value_ci(percent: float, ci: Sequence[float] | None) -> str:
+    return with_ci(pct_value(percent), ci, percent=True)
 
 
 def num(value: float, digits: int = 4) -> str:
@@ -282,19 +300,50 @@ def _kernel_list(kernels: Sequence[int]) -> str:
     return ", ".join(map(str, kernels)) if kernels else "none"
 
 
+def _attack_ci(inputs: ReportInputs, attack: Mapping[str, Any], kind: str, i: int, percent: bool) -> Any:
+    flags = attack.get("per_example", {}).get(kind)
+    return share_ci(flags[i], inputs.bootstrap, inputs.config.seed, 100.0 if percent else 1.0) if flags else None
+
+
 def _accuracy_section(inputs: ReportInputs) -> str:
     epochs = inputs.config.checkpoints
     eps = inputs.attacks[epochs[0]]["epsilons"]
-    rows = [[_epsilon_label(e)] + [pct(inputs.attacks[ep]["accuracy"][i]) for ep in epochs]
+    rows = [[_epsilon_label(e)] + [pct_ci(inputs.attacks[ep]["accuracy"][i],
+                                          _attack_ci(inputs, inputs.attacks[ep], "correct", i, False))
+                                   for ep in epochs]
             for i, e in enumerate(eps)]
-    targeting = [[f"{e:g}"] + [pct_value(inputs.attacks[ep]["targeting_pct"][i]) for ep in epochs]
-                 for i, e in enumerate(eps)]
+    header, targeting = ["ε"], []
+    for ep in epochs:
+        header += [f"epoch {ep}: absolute d", f"epoch {ep}: relative d"]
+    for i, e in enumerate(eps):
+        row = [f"{e:g}"]
+        for ep in epochs:
+            a = inputs.attacks[ep]
+            for kind, key in (("targeted", "targeting_pct_absolute"), ("targeted_relative", "targeting_pct_relative")):
+                value = a.get(key, a["targeting_pct"] if kind == "targeted" else None)
+                row.append("—" if value is None else pct_value_ci(value[i], _attack_ci(inputs, a, kind, i, True)))
+        targeting.append(row)
+    chosen = inputs.attacks[epochs[0]].get("distance", "absolute")
     return (
         "## Clean and FGSM accuracy (original model, attack_target stage)\n\n"
+        + _ci_note(inputs) + "\n\n"
         + markdown_table(["ε"] + [f"epoch {ep}" for ep in epochs], rows)
         + "\n\n## Targeting: examples whose attack concentrates on S (Algorithm 1, original model)\n\n"
-        + markdown_table(["ε"] + [f"epoch {ep}" for ep in epochs], targeting)
+        + f"Algorithm 1 on absolute distances d_k (the paper) and on relative ones, d_k / ‖f(x)_k‖ "
+        + f"(attack.distance = {chosen} feeds attack_target's curve). {RELATIVE_WHY}\n\n"
+        + markdown_table(header, targeting)
     )
+
+
+RELATIVE_WHY = ("Relative distances matter after hardening: amplifying S by α multiplies its absolute d_k by α "
+                "for any input change, so absolute distances favour S by construction; relative ones do not.")
+
+
+def _ci_note(inputs: ReportInputs) -> str:
+    if inputs.bootstrap <= 0:
+        return "No confidence intervals: analysis.bootstrap is 0."
+    return (f"In brackets: 95% confidence intervals, a percentile bootstrap over the examples "
+            f"({inputs.bootstrap} resamples, seed {inputs.config.seed}).")
 
 
 def _kernels_section(inputs: ReportInputs) -> str:
@@ -330,17 +379,34 @@ def _hardening_section(inputs: ReportInputs) -> str:
     return f"## Hardening (Sections 4.1-4.2)\n\n{table}\n\n### Noise search\n\n{grid_text}"
 
 
+def _sweep_cell(inputs: ReportInputs, sweep: SweepResult, kind: str, i: int) -> str:
+    percent = kind.startswith("targeted")
+    value = (sweep.accuracy(i) if kind == "correct" else
+             sweep.targeting_pct(i, "relative" if kind == "targeted_relative" else "absolute"))
+    ci = share_ci(sweep.outcomes(kind, i), inputs.bootstrap, inputs.config.seed, 100.0 if percent else 1.0)
+    return pct_value_ci(value, ci) if percent else pct_ci(value, ci)
+
+
 def _evaluate_section(inputs: ReportInputs) -> str:
-    parts = ["## Original vs hardened (evaluate stage, Fig. 3 data)"]
+    parts = ["## Original vs hardened (evaluate stage, Fig. 3 data)", _ci_note(inputs) + " " + RELATIVE_WHY]
     for ep in inputs.config.checkpoints:
         c = inputs.comparisons[ep]
-        rows = [[_epsilon_label(e), pct(c.original.accuracy(i)), pct(c.hardened.accuracy(i)),
-                 pct(c.transfer.accuracy(i)), pct_value(c.original.targeting_pct(i)),
-                 pct_value(c.hardened.targeting_pct(i)), pct_value(c.transfer.targeting_pct(i))]
+        cell = lambda sweep, kind, i: _sweep_cell(inputs, sweep, kind, i)  # noqa: E731
+        rows = [[_epsilon_label(e), cell(c.original, "correct", i), cell(c.hardened, "correct", i),
+                 cell(c.transfer, "correct", i), cell(c.original, "targeted", i), cell(c.hardened, "targeted", i),
+                 cell(c.transfer, "targeted", i), cell(c.original, "targeted_relative", i),
+                 cell(c.hardened, "targeted_relative", i)]
                 for i, e in enumerate(c.original.epsilons)]
         parts.append(f"### Epoch {ep} ({c.original.examples} test examples)\n\n" + markdown_table(
-            ["ε", "accuracy: original", "hardened (white-box)", "hardened (transfer)", "on S: original",
-             "on S: hardened", "on S: transfer"], rows))
+            ["ε", "FGSM accuracy: original", "hardened (white-box)", "hardened (transfer)", "on S: original",
+             "on S: hardened", "on S: transfer", "on S, relative d: original", "on S, relative d: hardened"], rows))
+        if c.pgd_original is not None and c.pgd_hardened is not None:
+            o, h = c.pgd_original, c.pgd_hardened
+            pgd_rows = [[_epsilon_label(e), cell(o, "correct", i), cell(h, "correct", i), cell(o, "targeted", i),
+                         cell(h, "targeted", i)] for i, e in enumerate(o.epsilons)]
+            parts.append(f"L∞ PGD, white-box against each model (epoch {ep}):\n\n" + markdown_table(
+                ["ε", "PGD accuracy: original", "PGD accuracy: hardened", "on S: original", "on S: hardened"],
+                pgd_rows))
     return "\n\n".join(parts)
 
 
@@ -349,12 +415,54 @@ def _headline_section(inputs: ReportInputs) -> str:
     for ep in inputs.config.checkpoints:
         b = _headline_block(inputs, ep)
         o, h = b["original"], b["hardened"]
-        rows.append([ep, pct(o["clean_accuracy"]), pct(o["fgsm_accuracy"]), pct(h["clean_accuracy"]),
-                     pct(h["fgsm_accuracy_whitebox"]), pct(h["fgsm_accuracy_transfer"]),
-                     pct_value(o["targeting_pct"]), pct_value(h["targeting_pct"])])
-    return (f"## Headline at ε = {inputs.headline['epsilon']:g} (metrics/headline.json)\n\n" + markdown_table(
-        ["epoch", "original clean", "original FGSM", "hardened clean", "hardened white-box", "hardened transfer",
-         "on S: original", "on S: hardened"], rows))
+        acc = lambda block, key: pct_ci(block[key], block.get(f"{key}_ci95")) if key in block else "—"  # noqa: E731
+        share = lambda block, key: pct_value_ci(block[key], block.get(f"{key}_ci95"))  # noqa: E731
+        rows.append([ep, acc(o, "clean_accuracy"), acc(o, "fgsm_accuracy"), acc(o, "pgd_accuracy"),
+                     acc(h, "clean_accuracy"), acc(h, "fgsm_accuracy_whitebox"), acc(h, "fgsm_accuracy_transfer"),
+                     acc(h, "pgd_accuracy_whitebox"), share(o, "targeting_pct"), share(h, "targeting_pct"),
+                     share(o, "targeting_pct_relative"), share(h, "targeting_pct_relative")])
+    eps = inputs.headline["epsilon"]
+    return (f"## Headline at ε = {eps:g} (metrics/headline.json)\n\n" + _ci_note(inputs) + "\n\n"
+            + markdown_table(["epoch", "original clean", "original FGSM", "original PGD", "hardened clean",
+                              "hardened white-box", "hardened transfer", "hardened PGD", "on S: original",
+                              "on S: hardened", "on S, relative d: original", "on S, relative d: hardened"], rows)
+            + "\n\n" + masking_paragraph(inputs))
+
+
+def _signed_pp(difference: float, ci: Sequence[float] | None) -> str:
+    text = f"{100 * difference:+.1f} pp"
+    return f"{text} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci is not None else text
+
+
+def masking_paragraph(inputs: ReportInputs) -> str:
+    """Is the hardened model's gain real robustness? One line per checkpoint: its gain over the
+    original under FGSM and under PGD at the headline ε, and the gradient-masking verdict."""
+    eps = inputs.headline["epsilon"]
+    rule = ("a gain means the paired bootstrap 95% interval of hardened minus original accuracy lies above 0"
+            if inputs.bootstrap > 0 else "a gain means hardened minus original accuracy exceeds 1 pp (no "
+            "intervals: analysis.bootstrap is 0)")
+    lines = [f"**Real robustness or gradient masking?** White-box, at ε = {eps:g}; {rule}."]
+    for ep in inputs.config.checkpoints:
+        g = _headline_block(inputs, ep).get("gain", {})
+        if "fgsm_whitebox" not in g:
+            continue
+        fgsm = f"FGSM {_signed_pp(g['fgsm_whitebox'], g.get('fgsm_whitebox_ci95'))}"
+        if "pgd_whitebox" not in g:
+            lines.append(f"- epoch {ep}: {fgsm}; no PGD at this ε (attack.pgd_epsilons is empty), so gradient "
+                         "masking cannot be ruled out.")
+            continue
+        pgd = f"PGD {_signed_pp(g['pgd_whitebox'], g.get('pgd_whitebox_ci95'))}"
+        if g["gradient_masking"]:
+            verdict = ("the hardened model gains against FGSM but not against PGD: the signature of gradient "
+                       "masking rather than robustness")
+        elif g["fgsm_whitebox_gain"]:
+            verdict = "the gain holds against PGD too, so it is not only gradient masking"
+        elif g["pgd_whitebox_gain"]:
+            verdict = "no gain against FGSM, but a gain against PGD"
+        else:
+            verdict = "no gain against either attack"
+        lines.append(f"- epoch {ep}: {fgsm}, {pgd}: {verdict}.")
+    return "\n".join(lines)
 
 
 def build_report(inputs: ReportInputs) -> str:

@@ -6,28 +6,77 @@ from typing import Any
 
 import pandas as pd
 
-from fragile.comparison import Comparison
+from fragile.bootstrap import difference_ci, share_ci
+from fragile.comparison import Comparison, SweepResult
+
+GAIN_MARGIN = 0.01  # without intervals (analysis.bootstrap: 0) a gain must exceed 1 pp of accuracy
 
 
-def headline(comparison: Comparison, epsilon: float, sets: dict[str, Any], harden: dict[str, Any]) -> dict[str, Any]:
-    """Readable names for `dvc metrics diff`: clean and FGSM accuracy, targeting, |S|, τ, α."""
+def is_gain(difference: float, ci95: list[float] | None) -> bool:
+    """Hardened beats original: the paired 95% interval of the difference lies above 0, or,
+    without intervals, the difference exceeds GAIN_MARGIN."""
+    return ci95[0] > 0 if ci95 is not None else difference > GAIN_MARGIN
+
+
+class _Block(dict):
+    """A headline block whose numbers get a `<name>_ci95: [low, high]` sibling when resampling
+    is on. `dvc metrics diff` skips lists, so the diff stays one row per number."""
+
+    def __init__(self, resamples: int, seed: int) -> None:
+        super().__init__()
+        self.resamples, self.seed = resamples, seed
+
+    def share(self, name: str, sweep: SweepResult, kind: str, i: int | None = None) -> None:
+        percent = kind.startswith("targeted")
+        if kind == "clean":
+            value = sweep.clean_accuracy
+        elif kind == "correct":
+            value = sweep.accuracy(i)
+        else:
+            value = sweep.targeting_pct(i, "relative" if kind == "targeted_relative" else "absolute")
+        self[name] = value
+        ci = share_ci(sweep.outcomes(kind, i), self.resamples, self.seed, 100.0 if percent else 1.0)
+        if ci is not None:
+            self[f"{name}_ci95"] = ci
+
+
+def headline(comparison: Comparison, epsilon: float, sets: dict[str, Any], harden: dict[str, Any],
+             resamples: int = 0, seed: int = 0) -> dict[str, Any]:
+    """Readable names for `dvc metrics diff`: clean, FGSM and PGD accuracy, targeting (absolute
+    and relative distances), |S|, τ, α; with `resamples` > 0 a seeded bootstrap 95% interval
+    beside each accuracy and percentage, and the hardened-minus-original gains."""
     at = comparison.original.at(epsilon)
     original, hardened, transfer = comparison.original, comparison.hardened, comparison.transfer
     fragile, null = len(sets["fragile"]), len(sets["null"])
+    o, h = _Block(resamples, seed), _Block(resamples, seed)
+    o.share("clean_accuracy", original, "clean")
+    o.share("fgsm_accuracy", original, "correct", at)
+    o.share("targeting_pct", original, "targeted", at)
+    o.share("targeting_pct_relative", original, "targeted_relative", at)
+    h.share("clean_accuracy", hardened, "clean")
+    h.share("fgsm_accuracy_whitebox", hardened, "correct", at)
+    h.share("fgsm_accuracy_transfer", transfer, "correct", at)
+    h.share("targeting_pct", hardened, "targeted", at)
+    h.share("targeting_pct_relative", hardened, "targeted_relative", at)
+    h.share("targeting_pct_transfer", transfer, "targeted", at)
+    h.share("targeting_pct_transfer_relative", transfer, "targeted_relative", at)
+    gain = _Block(resamples, seed)
+    _gain(gain, "fgsm_whitebox", original, hardened, at)
+    pgd_o, pgd_h = comparison.pgd_original, comparison.pgd_hardened
+    if pgd_o is not None and pgd_h is not None and epsilon in pgd_o.epsilons:
+        p_at = pgd_o.at(epsilon)
+        o.share("pgd_accuracy", pgd_o, "correct", p_at)
+        o.share("pgd_targeting_pct", pgd_o, "targeted", p_at)
+        h.share("pgd_accuracy_whitebox", pgd_h, "correct", p_at)
+        h.share("pgd_targeting_pct", pgd_h, "targeted", p_at)
+        _gain(gain, "pgd_whitebox", pgd_o, pgd_h, p_at)
+        # Gains against FGSM that PGD takes away: the signature of gradient masking.
+        gain["gradient_masking"] = gain["fgsm_whitebox_gain"] and not gain["pgd_whitebox_gain"]
     return {
         "examples": original.examples,
-        "original": {
-            "clean_accuracy": original.clean_accuracy,
-            "fgsm_accuracy": original.accuracy(at),
-            "targeting_pct": original.targeting_pct(at),
-        },
-        "hardened": {
-            "clean_accuracy": hardened.clean_accuracy,
-            "fgsm_accuracy_whitebox": hardened.accuracy(at),
-            "fgsm_accuracy_transfer": transfer.accuracy(at),
-            "targeting_pct": hardened.targeting_pct(at),
-            "targeting_pct_transfer": transfer.targeting_pct(at),
-        },
+        "original": dict(o),
+        "hardened": dict(h),
+        "gain": dict(gain),
         "kernels": {"fragile": fragile, "null": null, "fragile_fraction": fragile / (fragile + null)},
         "harden": {
             "sigma": harden["sigma"],
@@ -38,12 +87,24 @@ def headline(comparison: Comparison, epsilon: float, sets: dict[str, Any], harde
     }
 
 
+def _gain(block: _Block, name: str, original: SweepResult, hardened: SweepResult, i: int) -> None:
+    """Hardened minus original accuracy at ε index i, its paired interval, and whether it is a gain."""
+    difference = hardened.accuracy(i) - original.accuracy(i)
+    ci = difference_ci(original.outcomes("correct", i), hardened.outcomes("correct", i), block.resamples, block.seed)
+    block[name] = difference
+    if ci is not None:
+        block[f"{name}_ci95"] = ci
+    block[f"{name}_gain"] = is_gain(difference, ci)
+
+
 def accuracy_series(comparisons: dict[int, Comparison]) -> pd.DataFrame:
-    """Long format (epsilon, accuracy, series) for the `series` plot template."""
+    """Long format (epsilon, accuracy, series) for the `series` plot template; PGD (white-box,
+    on its own ε grid) as "... PGD" series beside FGSM's."""
     rows = []
     for epoch, c in comparisons.items():
+        pgd = (("original PGD", c.pgd_original), ("hardened PGD", c.pgd_hardened)) if c.pgd_original else ()
         for label, sweep in (("original", c.original), ("hardened white-box", c.hardened),
-                             ("hardened transfer", c.transfer)):
+                             ("hardened transfer", c.transfer), *pgd):
             rows += [{"epsilon": eps, "accuracy": sweep.accuracy(i), "series": f"epoch {epoch} {label}"}
                      for i, eps in enumerate(sweep.epsilons)]
     return pd.DataFrame(rows, columns=["epsilon", "accuracy", "series"])
@@ -53,8 +114,9 @@ def targeting_series(comparisons: dict[int, Comparison]) -> pd.DataFrame:
     rows = []
     for epoch, c in comparisons.items():
         for label, sweep in (("original", c.original), ("hardened", c.hardened)):
-            rows += [{"epsilon": eps, "targeting_pct": sweep.targeting_pct(i), "series": f"epoch {epoch} {label}"}
-                     for i, eps in enumerate(sweep.epsilons)]
+            for distance, suffix in (("absolute", ""), ("relative", " (relative d)")):
+                rows += [{"epsilon": eps, "targeting_pct": sweep.targeting_pct(i, distance),
+                          "series": f"epoch {epoch} {label}{suffix}"} for i, eps in enumerate(sweep.epsilons)]
     return pd.DataFrame(rows, columns=["epsilon", "targeting_pct", "series"])
 
 

@@ -1,13 +1,17 @@
-"""The FGSM ε-sweep with Algorithm 1, streamed over batches (bounded memory).
+"""Attack sweeps over ε with Algorithm 1, streamed over batches (bounded memory).
 
-One gradient per batch (from `source`), reused for every ε; for each ε one forward pass
-of `target` gives both its accuracy and its layer output for Algorithm 1.
+FGSM: one gradient per batch (from `source`), reused for every ε. PGD: a full iterative
+attack per ε. Either way, for each ε one forward pass of `target` gives both its accuracy
+and its layer output for Algorithm 1 (absolute and relative distances), and every
+example's outcome is kept for the bootstrap.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+import functools
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -15,7 +19,11 @@ from torch import nn
 from fragile.attacks import eval_mode, gradient_sign, perturb
 from fragile.comparison import SweepResult
 from fragile.devices import batch_to
+from fragile.pgd import pgd
 from fragile.targeting import capture_output, kernel_distances, targets_fragile
+
+# (images, labels) -> (ε -> adversarial images): the per-batch work an attack can share across ε
+Adversary = Callable[[torch.Tensor, torch.Tensor], Callable[[float], torch.Tensor]]
 
 
 def fgsm_sweep(
@@ -33,24 +41,76 @@ def fgsm_sweep(
     on `layer` (a module of `target`), for every ε. `layer=None` gives the accuracy curve
     alone (`targeted` stays 0), without the layer captures and distances."""
     source = target if source is None else source
+
+    def adversary(images: torch.Tensor, labels: torch.Tensor) -> Callable[[float], torch.Tensor]:
+        return functools.partial(perturb, images, gradient_sign(source, images, labels))
+
+    return _sweep(target, source, batches, epsilons, fragile, null, layer, adversary, device, progress)
+
+
+def pgd_sweep(
+    target: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    epsilons: Sequence[float],
+    fragile: Sequence[int],
+    null: Sequence[int],
+    layer: nn.Module | None,
+    steps: int,
+    step: float = 0.0,
+    seed: int = 0,
+    device: torch.device | None = None,
+    progress: object | None = None,
+) -> SweepResult:
+    """White-box L∞ PGD against `target` with accuracy and Algorithm 1 per ε. Each batch's
+    random starts come from a generator seeded with `seed` and the batch's pixels, so a batch
+    gets the same starts whatever came before it (sharded runs equal one process)."""
+
+    def adversary(images: torch.Tensor, labels: torch.Tensor) -> Callable[[float], torch.Tensor]:
+        generator = torch.Generator().manual_seed(batch_seed(seed, images))
+        return lambda eps: pgd(target, images, labels, eps, steps, step, generator=generator)
+
+    return _sweep(target, target, batches, epsilons, fragile, null, layer, adversary, device, progress)
+
+
+def batch_seed(seed: int, images: torch.Tensor) -> int:
+    pixels = images.detach().cpu().contiguous().numpy().tobytes()
+    return (seed << 32) + zlib.crc32(pixels)
+
+
+def _sweep(
+    target: nn.Module,
+    source: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    epsilons: Sequence[float],
+    fragile: Sequence[int],
+    null: Sequence[int],
+    layer: nn.Module | None,
+    adversary: Adversary,
+    device: torch.device | None,
+    progress: object | None,
+) -> SweepResult:
     result = SweepResult(list(epsilons))
     capture = capture_output(layer) if layer is not None else contextlib.nullcontext(None)
     with eval_mode(target), eval_mode(source), capture as outputs:
         for images, labels in batches:
             images, labels = batch_to(images, device), labels.to(device)
-            sign = gradient_sign(source, images, labels)
-            if outputs is not None:
-                outputs.clear()  # the gradient pass's capture
+            attack = adversary(images, labels)
             with torch.no_grad():
-                result.clean_correct += int((target(images).argmax(1) == labels).sum())
+                if outputs is not None:
+                    outputs.clear()  # the gradient passes' captures
+                result.record_clean((target(images).argmax(1) == labels).tolist())
                 clean_layer = outputs.pop() if outputs is not None else None
                 for i, eps in enumerate(epsilons):
-                    logits = target(perturb(images, sign, eps))
-                    result.correct[i] += int((logits.argmax(1) == labels).sum())
+                    adversarial = attack(eps)  # PGD's gradients run under their own enable_grad
                     if outputs is not None:
-                        distances = kernel_distances(clean_layer, outputs.pop())
-                        result.targeted[i] += int(targets_fragile(distances, fragile, null).sum())
-            result.examples += len(labels)
+                        outputs.clear()
+                    logits = target(adversarial)
+                    result.record(i, "correct", (logits.argmax(1) == labels).tolist())
+                    if outputs is not None:
+                        adv_layer = outputs.pop()
+                        for kind, relative in (("targeted", False), ("targeted_relative", True)):
+                            distances = kernel_distances(clean_layer, adv_layer, relative)
+                            result.record(i, kind, targets_fragile(distances, fragile, null).tolist())
             if progress is not None:
                 progress(len(labels))  # type: ignore[operator]
     return result

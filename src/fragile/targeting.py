@@ -3,6 +3,10 @@
 For layer f_L, d_k = ‖f_L(x)_k − f_L(x')_k‖₂ over kernel k's feature map; S_f and S_n are
 the means of d over the fragile set S and the null set S'; an example "targets S" when
 S_f > S_n. Pure tensor math; `capture_output` is the only bridge to a model.
+
+The relative distance d_k / ‖f_L(x)_k‖₂ removes each kernel's scale: hardening multiplies
+the fragile kernels by α > 1, which multiplies their absolute d_k by α for any attack, so
+absolute distances favour S after hardening by construction; relative ones do not.
 """
 
 from __future__ import annotations
@@ -14,9 +18,17 @@ import torch
 from torch import nn
 
 
-def kernel_distances(clean: torch.Tensor, adversarial: torch.Tensor) -> torch.Tensor:
-    """(B, K) Euclidean distance per example and kernel between (B, K, H, W) layer outputs."""
-    return (clean - adversarial).flatten(2).norm(dim=2)
+DISTANCES = ("absolute", "relative")
+
+
+def kernel_distances(clean: torch.Tensor, adversarial: torch.Tensor, relative: bool = False) -> torch.Tensor:
+    """(B, K) Euclidean distance per example and kernel between (B, K, H, W) layer outputs;
+    `relative` divides by the clean map's norm (a map that is all zero counts as norm `tiny`,
+    so an unmoved dead kernel has distance 0)."""
+    distances = (clean - adversarial).flatten(2).norm(dim=2)
+    if relative:
+        distances = distances / clean.flatten(2).norm(dim=2).clamp_min(torch.finfo(distances.dtype).tiny)
+    return distances
 
 
 def targets_fragile(

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fragile.attacks import fgsm
+from fragile.pgd import pgd, step_size
+
+
+def _batch(split, n: int = 16):
+    return next(split.batches(n))  # a few examples keep these resnet18 attacks fast
+
+
+def _generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_pgd_stays_in_the_epsilon_ball_and_the_pixel_range(tiny_model, tiny_split):
+    images, labels = _batch(tiny_split)
+    for eps in (0.01, 0.3):
+        adv = pgd(tiny_model, images, labels, eps, steps=2, generator=_generator())
+        assert (adv - images).abs().max() <= eps + 1e-6
+        assert adv.min() >= 0 and adv.max() <= 1
+        assert not torch.equal(adv, images)
+
+
+def test_zero_epsilon_returns_the_input(tiny_model, tiny_split):
+    images, labels = _batch(tiny_split)
+    assert torch.equal(pgd(tiny_model, images, labels, 0.0, steps=5, generator=_generator()), images)
+
+
+def test_one_step_of_size_epsilon_without_random_start_is_fgsm(tiny_model, tiny_split):
+    images, labels = _batch(tiny_split)
+    for eps in (0.02, 0.3):
+        adv = pgd(tiny_model, images, labels, eps, steps=1, step=eps, random_start=False)
+        assert torch.equal(adv, fgsm(tiny_model, images, labels, eps))
+
+
+def test_the_same_seed_gives_the_same_examples_and_another_seed_others(tiny_model, tiny_split):
+    images, labels = _batch(tiny_split)
+    a = pgd(tiny_model, images, labels, 0.1, steps=1, generator=_generator(3))
+    b = pgd(tiny_model, images, labels, 0.1, steps=1, generator=_generator(3))
+    c = pgd(tiny_model, images, labels, 0.1, steps=1, generator=_generator(4))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_pgd_finds_a_higher_loss_than_fgsm_on_the_same_examples(tiny_model, tiny_split):
+    # Many small projected steps climb the loss inside the ball further than FGSM's single step
+    # from the clean point; the per-example losses summed over the batch must be higher.
+    images, labels = _batch(tiny_split)
+    loss = torch.nn.functional.cross_entropy
+    eps = 0.05
+    fgsm_adv = fgsm(tiny_model, images, labels, eps)
+    pgd_adv = pgd(tiny_model, images, labels, eps, steps=6, generator=_generator())
+    with torch.no_grad():
+        fgsm_logits, pgd_logits = tiny_model(fgsm_adv), tiny_model(pgd_adv)
+    assert loss(pgd_logits, labels, reduction="sum") > loss(fgsm_logits, labels, reduction="sum")
+    assert (pgd_logits.argmax(1) == labels).sum() <= (fgsm_logits.argmax(1) == labels).sum()
+
+
+def test_pgd_restores_the_training_mode(tiny_model, tiny_split):
+    images, labels = _batch(tiny_split)
+    tiny_model.train()
+    pgd(tiny_model, images, labels, 0.1, steps=1, generator=_generator())
+    assert tiny_model.training
+    assert all(p.grad is None for p in tiny_model.parameters())
+
+
+def test_default_step_is_madrys_rule():
+    assert step_size(0.1, 10) == 2.5 * 0.1 / 10
+    assert step_size(0.1, 10, 0.01) == 0.01
+
+
+def test_without_random_start_it_matches_torchattacks_pgd(tiny_model, tiny_split):
+    torchattacks = pytest.importorskip("torchattacks")
+    images, labels = _batch(tiny_split, 8)
+    theirs = torchattacks.PGD(tiny_model, eps=0.1, alpha=0.04, steps=2, random_start=False)(images, labels)
+    ours = pgd(tiny_model, images, labels, 0.1, steps=2, step=0.04, random_start=False)
+    assert torch.allclose(ours, theirs, atol=1e-6)
