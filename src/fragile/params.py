@@ -165,6 +165,18 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class AnalysisParams:
+    layer: str = "conv1"  # a conv of the ResNet, by its torchvision module name
+
+    def validate(self) -> None:
+        # Which names exist depends on model.arch; the stages check it against the model.
+        if not self.layer or self.layer != self.layer.strip():
+            raise FragileError(
+                f"analysis.layer must name a conv layer such as conv1 or layer1.0.conv1, got {self.layer!r}"
+            )
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 0
     epsilon: float = 0.1
@@ -175,6 +187,7 @@ class Params:
     attack: AttackParams = field(default_factory=AttackParams)
     harden: HardenParams = field(default_factory=HardenParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    analysis: AnalysisParams = field(default_factory=AnalysisParams)
 
     def validate(self) -> None:
         if self.seed < 0:
