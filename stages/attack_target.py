@@ -26,18 +26,20 @@ def main(
     sets: Path = typer.Option(..., help="The rank stage's JSON with S and S'."),
     curve: Path = typer.Option(..., help="CSV per ε: epsilon, accuracy, targeting_pct."),
     summary: Path = typer.Option(..., help="JSON summary of the sweep."),
-    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads attack.*)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads attack.*, analysis.layer)."),
 ) -> None:
     """Accuracy under FGSM and the share of examples whose attack concentrates on S, per ε."""
-    p = load_params(params).attack
+    all_params = load_params(params)
+    p, layer = all_params.attack, all_params.analysis.layer
     net, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
+    conv = models.conv_layer(net, layer)  # an unknown name fails here, before any attack
     fragile, null = read_sets(sets)
     split = load_split(data, "test").head(p.max_examples)
     device = pick_device()
     to_device(net, device)
     with progress_bar(f"attack {model.name}", len(split)) as advance:
         result = fgsm_sweep(
-            net, split.batches(p.batch_size), p.epsilons, fragile, null, net.net.conv1,
+            net, split.batches(p.batch_size), p.epsilons, fragile, null, conv,
             device=device, progress=advance,
         )
     write_csv(curve, pd.DataFrame(result.rows()))
@@ -46,7 +48,7 @@ def main(
         {
             "checkpoint": str(model),
             "epoch": meta["epoch"],
-            "layer": "conv1",
+            "layer": layer,
             "examples": result.examples,
             "clean_accuracy": result.clean_accuracy,
             "epsilons": result.epsilons,

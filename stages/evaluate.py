@@ -27,7 +27,7 @@ def main(
     sets: Path = typer.Option(..., help="The rank stage's JSON with S and S'."),
     results: Path = typer.Option(..., help="JSON with the counts per ε for original, hardened and transfer."),
     curves: Path = typer.Option(..., help="CSV per ε for original, hardened and transfer (dvc plots)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads attack.epsilons, evaluate.*)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads attack.epsilons, evaluate.*, analysis.layer)."),
 ) -> None:
     """Clean and FGSM accuracy and Algorithm 1 for the original and hardened models, per ε."""
     all_params = load_params(params)
@@ -37,15 +37,18 @@ def main(
     hard = models.load(
         hardened, expect_arch=meta["arch"], expect_classes=meta["num_classes"], expect_channels=meta["in_channels"]
     )
+    layer = all_params.analysis.layer
+    models.conv_layer(original, layer)  # an unknown name fails here, before any attack
     fragile, null = read_sets(sets)
     split = load_split(data, "test").head(p.max_examples)
     device = pick_device()
     to_device(original, device)
     to_device(hard, device)
     with progress_bar(f"evaluate {model.name}", 3 * len(split)) as advance:
-        result = compare(original, hard, lambda: split.batches(p.batch_size), epsilons, fragile, null, device, advance)
+        result = compare(original, hard, lambda: split.batches(p.batch_size), epsilons, fragile, null, device, advance,
+                         layer=layer)
     write_csv(curves, comparison_table(result))
-    write_json(results, {"checkpoint": str(model), "epoch": meta["epoch"], **comparison_counts(result),
+    write_json(results, {"checkpoint": str(model), "epoch": meta["epoch"], "layer": layer, **comparison_counts(result),
                          "device": device.type})
     for row in comparison_table(result).itertuples():
         typer.echo(

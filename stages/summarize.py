@@ -35,7 +35,7 @@ def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], 
     to_device(original, device)
     to_device(hardened, device)
     return compare(original, hardened, lambda: split.batches(p.evaluate.batch_size), [p.epsilon],
-                   sets["fragile"], sets["null"], device)
+                   sets["fragile"], sets["null"], device, layer=p.analysis.layer)
 
 
 @reports_errors

@@ -9,7 +9,7 @@ import torch
 
 from fragile.comparison import Comparison, SweepResult
 from fragile.hardening import HardenReport, harden_model
-from fragile.models import FragileNet
+from fragile.models import FragileNet, conv_layer
 from fragile.sweep import fgsm_sweep
 
 BatchFactory = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
@@ -32,13 +32,14 @@ def search_noise(
     threshold: str,
     norm: str,
     device: torch.device | None = None,
+    layer: str = "conv1",
 ) -> tuple[NoiseTrial, list[NoiseTrial]]:
     """The paper's "systematic search" for σ: the grid value whose hardened model has the
     highest FGSM accuracy at ε (ties go to the earlier grid value)."""
     trials = []
     for sigma in grid:
-        hardened, report = harden_model(model, fragile, null, sigma, threshold, norm)
-        result = fgsm_sweep(hardened, batches(), [epsilon], fragile, null, hardened.net.conv1, device=device)
+        hardened, report = harden_model(model, fragile, null, sigma, threshold, norm, layer)
+        result = fgsm_sweep(hardened, batches(), [epsilon], fragile, null, conv_layer(hardened, layer), device=device)
         trials.append(NoiseTrial(sigma, result.accuracy(0), report))
     best = max(trials, key=lambda t: t.fgsm_accuracy)  # max keeps the first of equals
     return best, trials
@@ -53,10 +54,11 @@ def compare(
     null: Sequence[int],
     device: torch.device | None = None,
     progress: Callable[[int], None] | None = None,
+    layer: str = "conv1",
 ) -> Comparison:
     def sweep(target: FragileNet, source: FragileNet | None = None) -> SweepResult:
         return fgsm_sweep(
-            target, batches(), epsilons, fragile, null, target.net.conv1,
+            target, batches(), epsilons, fragile, null, conv_layer(target, layer),
             source=source, device=device, progress=progress,
         )
 
