@@ -17,7 +17,7 @@ from fragile.errors import FragileError, reports_errors
 from fragile.comparison import Comparison, comparison_from_counts
 from fragile.params import Params, load_params
 from fragile.results import read_result as _read
-from fragile.summary import accuracy_series, headline, kernel_drop_series, targeting_series
+from fragile.summary import accuracy_series, headline, kernel_drop_series, kernel_stability, targeting_series
 from fragile.tables import write_csv
 
 
@@ -75,6 +75,12 @@ def main(
     write_csv(plots_dir / "accuracy_vs_epsilon.csv", accuracy_series(curves))
     write_csv(plots_dir / "targeting_vs_epsilon.csv", targeting_series(curves))
     write_csv(plots_dir / "kernel_drop.csv", kernel_drop_series(all_sets))
+    out["layer"] = p.analysis.layer
+    out["stability"] = stability = kernel_stability(all_sets)
+    pairs = ", ".join(f"{k[len('jaccard_'):].replace('_', '→')}: {v:.3f}" for k, v in stability.items()
+                      if k.startswith("jaccard_"))
+    typer.echo(f"{p.analysis.layer}: {stability['always_fragile_count']} kernels fragile at every checkpoint"
+               + (f"; Jaccard of S between consecutive checkpoints {pairs}" if pairs else ""))
     write_json(metrics, out)
 
 
