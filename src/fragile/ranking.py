@@ -122,15 +122,22 @@ def rank_conv1(
                 stacked = hidden.unsqueeze(0).repeat(len(kernels), 1, 1, 1, 1)
                 stacked[torch.arange(len(kernels)), :, kernels] = fill[kernels, None, None, None].to(hidden.dtype)
                 logits = _rest(model, stacked.flatten(0, 1).contiguous(memory_format=torch.channels_last))
-                targets = labels.repeat(len(kernels))
-                hits = (logits.argmax(1) == targets).view(len(kernels), batch).sum(1)
-                losses = F.cross_entropy(logits, targets, reduction="none").view(len(kernels), batch)
-                correct[first : first + len(kernels)] += hits.cpu()
-                loss_sum[first : first + len(kernels)] += losses.double().sum(1).cpu()
+                _tally(logits, labels, first, correct, loss_sum)
             examples += batch
             if progress is not None:
                 progress(batch)
     return _ranking(correct, loss_sum, base_correct, examples)
+
+
+def _tally(logits: torch.Tensor, labels: torch.Tensor, first: int, correct: torch.Tensor,
+           loss_sum: torch.Tensor) -> None:
+    """Add hits and summed losses of stacked copies of one batch (copy i dropped kernel first + i)."""
+    copies, batch = len(logits) // len(labels), len(labels)
+    targets = labels.repeat(copies)
+    hits = (logits.argmax(1) == targets).view(copies, batch).sum(1)
+    losses = F.cross_entropy(logits, targets, reduction="none").view(copies, batch)
+    correct[first : first + copies] += hits.cpu()
+    loss_sum[first : first + copies] += losses.double().sum(1).cpu()
 
 
 def _split(model: FragileNet, layer: str) -> tuple[Callable[[torch.Tensor], torch.Tensor],
@@ -194,11 +201,7 @@ def rank_layer(
                     kernels = torch.arange(first, min(first + group, channels), device=hidden.device)
                     dropped[:] = [kernels]
                     logits = rest(hidden.repeat(len(kernels), *([1] * (hidden.ndim - 1))))
-                    targets = labels.repeat(len(kernels))
-                    hits = (logits.argmax(1) == targets).view(len(kernels), batch).sum(1)
-                    losses = F.cross_entropy(logits, targets, reduction="none").view(len(kernels), batch)
-                    correct[first : first + len(kernels)] += hits.cpu()
-                    loss_sum[first : first + len(kernels)] += losses.double().sum(1).cpu()
+                    _tally(logits, labels, first, correct, loss_sum)
                 examples += batch
                 if progress is not None:
                     progress(batch)
