@@ -87,7 +87,8 @@ def aggregate(runs: list[dict[str, Any]]) -> pd.DataFrame:
         lambda row: ", ".join(f"{k}={row[k]}" for k in keys), axis=1)
     rows = []
     for label in dict.fromkeys(group_of):  # first-seen order
-        members = [i for i, g in enumerate(group_of) if g == label]
+        members = sorted((i for i, g in enumerate(group_of) if g == label),
+                         key=lambda i: str(runs[i]["params"].get(SEED, "")).zfill(12))
         metrics = pd.DataFrame([_numeric(runs[i]["metrics"], runs[i]["params"]) for i in members])
         seeds = ", ".join(str(runs[i]["params"].get(SEED, "?")) for i in members)
         for metric in metrics.columns:
