@@ -33,7 +33,7 @@ def main(
     p, layer = all_params.attack, all_params.analysis.layer
     net, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
     conv = models.conv_layer(net, layer)  # an unknown name fails here, before any attack
-    fragile, null = read_sets(sets)
+    fragile, null = read_sets(sets, layer, conv.out_channels)
     split = load_split(data, "test").head(p.max_examples)
     device = pick_device()
     to_device(net, device)

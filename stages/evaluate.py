@@ -38,8 +38,8 @@ def main(
         hardened, expect_arch=meta["arch"], expect_classes=meta["num_classes"], expect_channels=meta["in_channels"]
     )
     layer = all_params.analysis.layer
-    models.conv_layer(original, layer)  # an unknown name fails here, before any attack
-    fragile, null = read_sets(sets)
+    conv = models.conv_layer(original, layer)  # an unknown name fails here, before any attack
+    fragile, null = read_sets(sets, layer, conv.out_channels)
     split = load_split(data, "test").head(p.max_examples)
     device = pick_device()
     to_device(original, device)

@@ -8,7 +8,7 @@ import typer
 
 from fragile import models
 from fragile.atomic import write_json
-from fragile.errors import FragileError, reports_errors
+from fragile.errors import reports_errors
 from fragile.hardening import harden_weight
 from fragile.params import load_params
 from fragile.ranking import read_sets
@@ -30,11 +30,8 @@ def main(
     p, layer = all_params.harden, all_params.analysis.layer
     checkpoint = models.read_checkpoint(model)
     key = models.conv_weight_key(checkpoint["state_dict"], layer)  # an unknown name fails before any work
-    fragile, null = read_sets(sets)
     weight = checkpoint["state_dict"][key]
-    if weight.shape[0] != len(fragile + null) or sorted(fragile + null) != list(range(weight.shape[0])):
-        raise FragileError(f"{sets} splits {len(fragile + null)} kernels but {layer} of {model} has "
-                           f"{weight.shape[0]}; it was ranked on another layer or model: rerun rank")
+    fragile, null = read_sets(sets, layer, weight.shape[0])
     sigma, grid_rows, device_type = p.noise, [], "cpu"
     if p.noise_grid:
         sigma, grid_rows, device_type = _search(model, data, fragile, null, all_params)
