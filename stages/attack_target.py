@@ -26,21 +26,23 @@ def main(
     sets: Path = typer.Option(..., help="The rank stage's JSON with S and S'."),
     curve: Path = typer.Option(..., help="CSV per ε: epsilon, accuracy, targeting_pct (by attack.distance)."),
     summary: Path = typer.Option(..., help="JSON summary of the sweep."),
-    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads attack.*)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads attack.*, analysis.layer)."),
 ) -> None:
     """Accuracy under FGSM and the share of examples whose attack concentrates on S, per ε."""
-    p = load_params(params).attack
+    all_params = load_params(params)
+    p, layer = all_params.attack, all_params.analysis.layer
     if distributed.relaunch("attack_target"):  # FRAGILE_NPROC > 1: this command again, under torchrun
         return
     net, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
-    fragile, null = read_sets(sets)
+    conv = models.conv_layer(net, layer)  # an unknown name fails here, before any attack
+    fragile, null = read_sets(sets, layer, conv.out_channels)
     split = load_split(data, "test").head(p.max_examples)
     device, ctx = distributed.start(pick_device())
     to_device(net, device)
     part = distributed.shard(split, p.batch_size, ctx)  # this process's batches (all of them alone)
     with progress_bar(f"attack {model.name}", len(part)) as advance:
         result = distributed.combine(part, lambda: fgsm_sweep(
-            net, part.batches(p.batch_size), p.epsilons, fragile, null, net.net.conv1,
+            net, part.batches(p.batch_size), p.epsilons, fragile, null, conv,
             device=device, progress=advance,
         ))
     if not ctx.is_main:  # rank 0 writes the outputs
@@ -52,7 +54,7 @@ def main(
         {
             "checkpoint": str(model),
             "epoch": meta["epoch"],
-            "layer": "conv1",
+            "layer": layer,
             "examples": result.examples,
             "clean_accuracy": result.clean_accuracy,
             "epsilons": result.epsilons,

@@ -28,7 +28,7 @@ def main(
     results: Path = typer.Option(..., help="JSON with the counts and per-example outcomes per ε for original, "
                                  "hardened and transfer (FGSM) and PGD."),
     curves: Path = typer.Option(..., help="CSV per ε for original, hardened and transfer (dvc plots)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads attack.*, evaluate.*, seed)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads attack.*, evaluate.*, seed, analysis.layer)."),
 ) -> None:
     """Clean, FGSM and PGD accuracy and Algorithm 1 for the original and hardened models, per ε."""
     all_params = load_params(params)
@@ -41,7 +41,9 @@ def main(
     hard = models.load(
         hardened, expect_arch=meta["arch"], expect_classes=meta["num_classes"], expect_channels=meta["in_channels"]
     )
-    fragile, null = read_sets(sets)
+    layer = all_params.analysis.layer
+    conv = models.conv_layer(original, layer)  # an unknown name fails here, before any attack
+    fragile, null = read_sets(sets, layer, conv.out_channels)
     split = load_split(data, "test").head(p.max_examples)
     device, ctx = distributed.start(pick_device())
     to_device(original, device)
@@ -50,13 +52,14 @@ def main(
     sweeps = 3 + (2 if pgd.epsilons else 0)
     with progress_bar(f"evaluate {model.name}", sweeps * len(part)) as advance:
         result = distributed.combine(part, lambda: compare(
-            original, hard, lambda: part.batches(p.batch_size), epsilons, fragile, null, device, advance, pgd=pgd
+            original, hard, lambda: part.batches(p.batch_size), epsilons, fragile, null, device, advance, pgd=pgd,
+            layer=layer,
         ))
     if not ctx.is_main:  # rank 0 writes the outputs
         return
     typer.echo(f"{model}: {result.original.examples} test examples on {distributed.describe(device, ctx)}")
     write_csv(curves, comparison_table(result))
-    write_json(results, {"checkpoint": str(model), "epoch": meta["epoch"], **comparison_counts(result),
+    write_json(results, {"checkpoint": str(model), "epoch": meta["epoch"], "layer": layer, **comparison_counts(result),
                          "device": device.type})
     for row in comparison_table(result).itertuples():
         typer.echo(

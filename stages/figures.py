@@ -51,7 +51,8 @@ def main(
         for epoch in epochs:
             draw(figures.fig1_name(epoch), figures.kernel_drop_figure(ranks[epoch], epoch, context),
                  figures.kernel_drop_table(ranks[epoch]))
-            draw(figures.fig3_name(epoch), figures.hardening_figure(comparisons[epoch], epoch, context),
+            draw(figures.fig3_name(epoch), figures.hardening_figure(comparisons[epoch], epoch, context,
+                                                                    figures.layer_name(ranks[epoch])),
                  comparison_table(comparisons[epoch]))
         draw(figures.FIG2, figures.attack_figure(attacks, context), figures.attack_table(attacks))
         draw(figures.FIG4, figures.persistence_figure(ranks, context), figures.persistence_table(ranks))

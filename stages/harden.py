@@ -1,4 +1,4 @@
-"""harden: filter conv1's null kernels (SVD, Gavish–Donoho τ) and amplify its fragile kernels."""
+"""harden: filter the analysed conv's null kernels (SVD, Gavish–Donoho τ) and amplify its fragile kernels."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import typer
 
 from fragile import models
 from fragile.atomic import write_json
-from fragile.errors import FragileError, reports_errors
+from fragile.errors import reports_errors
 from fragile.hardening import harden_weight
 from fragile.params import load_params
 from fragile.ranking import read_sets
 
 SEARCH_BATCH = 250
-CONV1 = "net.conv1.weight"
 
 
 @reports_errors
@@ -24,30 +23,28 @@ def main(
     sets: Path = typer.Option(..., help="The rank stage's JSON with S and S'."),
     out: Path = typer.Option(..., help="Hardened checkpoint (same format as the original)."),
     report: Path = typer.Option(..., help="JSON: m, n, β, λ, τ, singular values, rank kept, α, σ, noise grid."),
-    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads harden.*, epsilon)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads harden.*, epsilon, analysis.layer)."),
 ) -> None:
-    """Harden conv1 of one checkpoint (paper Sections 4.1–4.2)."""
+    """Harden the analysed conv (analysis.layer) of one checkpoint (paper Sections 4.1–4.2)."""
     all_params = load_params(params)
-    p = all_params.harden
+    p, layer = all_params.harden, all_params.analysis.layer
     checkpoint = models.read_checkpoint(model)
-    fragile, null = read_sets(sets)
-    weight = checkpoint["state_dict"].get(CONV1)
-    if weight is None or weight.ndim != 4 or weight.shape[0] <= max(fragile + null):
-        raise FragileError(f"{model} has no conv1 with kernels {min(fragile + null)}..{max(fragile + null)}; "
-                           f"{sets} belongs to another model: rerun rank")
+    key = models.conv_weight_key(checkpoint["state_dict"], layer)  # an unknown name fails before any work
+    weight = checkpoint["state_dict"][key]
+    fragile, null = read_sets(sets, layer, weight.shape[0])
     sigma, grid_rows, device_type = p.noise, [], "cpu"
     if p.noise_grid:
         sigma, grid_rows, device_type = _search(model, data, fragile, null, all_params)
     new_weight, result = harden_weight(weight, fragile, null, sigma, p.threshold, p.norm)
-    hardened = {**checkpoint, "state_dict": {**checkpoint["state_dict"], CONV1: new_weight},
-                "hardening": {"sigma": sigma, "threshold": p.threshold, "norm": p.norm}}
+    hardened = {**checkpoint, "state_dict": {**checkpoint["state_dict"], key: new_weight},
+                "hardening": {"sigma": sigma, "threshold": p.threshold, "norm": p.norm, "layer": layer}}
     models.write_checkpoint(out, hardened)
     write_json(
         report,
         {
             "checkpoint": str(model),
             "epoch": checkpoint["epoch"],
-            "layer": "conv1",
+            "layer": layer,
             **result.as_dict(),
             "noise_source": "search" if p.noise_grid else "harden.noise",
             "noise_grid": grid_rows,
@@ -56,7 +53,7 @@ def main(
         },
     )
     typer.echo(
-        f"{model}: K is {result.m}×{result.n} (m ≤ n), τ = {result.tau:.4f} (σ = {sigma}), "
+        f"{model}: {layer}: K is {result.m}×{result.n} (m ≤ n), τ = {result.tau:.4f} (σ = {sigma}), "
         f"{result.above_tau}/{len(result.singular_values)} singular values ≥ τ, rank kept {result.rank_kept}, "
         f"α = {result.alpha:.4f} -> {out}"
     )
@@ -75,7 +72,7 @@ def _search(model: Path, data: Path, fragile: list[int], null: list[int], all_pa
     to_device(net, device)
     best, trials = search_noise(
         net, fragile, null, p.noise_grid, all_params.epsilon,
-        lambda: val.batches(SEARCH_BATCH), p.threshold, p.norm, device,
+        lambda: val.batches(SEARCH_BATCH), p.threshold, p.norm, device, layer=all_params.analysis.layer,
     )
     rows = [
         {"sigma": t.sigma, "fgsm_accuracy_val": t.fgsm_accuracy, "tau": t.report.tau,

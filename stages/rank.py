@@ -1,4 +1,4 @@
-"""rank: nodal dropout of conv1 on one checkpoint → fragile kernels S and null kernels S'.
+"""rank: nodal dropout of the analysed conv (analysis.layer, default conv1) on one checkpoint → fragile kernels S and null kernels S'.
 
 rank.method: ablation (exact; per-kernel `accuracy` and `loss`) or taylor (first-order
 estimate; per-kernel `score`, and `accuracy`/`mean_accuracy` are null unless rank.compare
@@ -19,7 +19,7 @@ from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.params import load_params
 from fragile.progress import progress_bar
-from fragile.ranking import compare_rankings, rank_conv1, rank_taylor, ranking_table, taylor_table
+from fragile.ranking import compare_rankings, rank_layer, rank_taylor, ranking_table, taylor_table
 from fragile.tables import write_csv
 
 
@@ -29,13 +29,15 @@ def main(
     data: Path = typer.Option(Path("data/prepared"), help="Prepared data folder."),
     kernels_csv: Path = typer.Option(..., "--kernels", help="Per-kernel CSV: kernel, accuracy, loss (ablation) and/or score (taylor), set."),
     sets: Path = typer.Option(..., help="JSON with S, S', the mean line and counts."),
-    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads rank.*)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads rank.*, analysis.layer)."),
 ) -> None:
-    """Drop each conv1 kernel in turn and split the kernels into fragile S and null S'."""
-    p = load_params(params).rank
+    """Drop each kernel of the analysed conv in turn and split the kernels into fragile S and null S'."""
+    all_params = load_params(params)
+    p, layer = all_params.rank, all_params.analysis.layer
     if distributed.relaunch("rank"):  # FRAGILE_NPROC > 1: this command again, under torchrun
         return
     net, meta = models.load_with_meta(model, **models.fits_data(read_manifest(data)))
+    models.conv_layer(net, layer)  # an unknown name fails here, before any ranking
     split = load_split(data, p.split).head(p.max_examples)
     device, ctx = distributed.start(pick_device())
     to_device(net, device)
@@ -44,10 +46,12 @@ def main(
     exact = taylor = None
     if p.method == "ablation" or p.compare:
         with progress_bar(f"rank {model.name} (ablation)", len(part)) as advance:
-            exact = distributed.combine(part, lambda: rank_conv1(net, batches(), p.drop, device=device, progress=advance))
+            exact = distributed.combine(
+                part, lambda: rank_layer(net, layer, batches(), p.drop, device=device, progress=advance))
     if p.method == "taylor" or p.compare:
         with progress_bar(f"rank {model.name} (taylor)", len(part)) as advance:
-            taylor = distributed.combine(part, lambda: rank_taylor(net, batches(), p.drop, device=device, progress=advance))
+            taylor = distributed.combine(
+                part, lambda: rank_taylor(net, batches(), p.drop, device=device, progress=advance, layer=layer))
     chosen = exact if p.method == "ablation" else taylor
     assert chosen is not None
     chosen.check_sets()
@@ -64,7 +68,7 @@ def main(
     summary = {
         "checkpoint": str(model),
         "epoch": meta["epoch"],
-        "layer": "conv1",
+        "layer": layer,
         "split": p.split,
         "drop": p.drop,
         "method": p.method,
@@ -83,7 +87,7 @@ def main(
     if exact is not None and taylor is not None:
         summary["comparison"] = compare_rankings(taylor, exact)
     write_json(sets, summary)
-    line = f"{model}: {p.method}: |S| = {len(chosen.fragile)}, |S'| = {len(chosen.null)}"
+    line = f"{model}: {layer}, {p.method}: |S| = {len(chosen.fragile)}, |S'| = {len(chosen.null)}"
     if exact is not None:
         line += f", mean drop accuracy {exact.mean_accuracy:.4f} (baseline {exact.baseline_accuracy:.4f})"
     if "comparison" in summary:

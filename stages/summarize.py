@@ -20,7 +20,7 @@ from fragile.errors import FragileError, reports_errors
 from fragile.comparison import Comparison, SweepResult, comparison_from_counts
 from fragile.params import Params, load_params
 from fragile.results import read_result as _read
-from fragile.summary import accuracy_series, headline, kernel_drop_series, targeting_series
+from fragile.summary import accuracy_series, headline, kernel_drop_series, kernel_stability, targeting_series
 from fragile.tables import write_csv
 
 
@@ -42,12 +42,14 @@ def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], 
     settings = PgdSettings([p.epsilon] if pgd else [], p.attack.pgd_steps, p.attack.pgd_step_size, p.seed)
     batches = lambda: split.batches(p.evaluate.batch_size)  # noqa: E731
     if fgsm:
-        return compare(original, hardened, batches, [p.epsilon], sets["fragile"], sets["null"], device, pgd=settings)
+        return compare(original, hardened, batches, [p.epsilon], sets["fragile"], sets["null"], device, pgd=settings,
+                       layer=p.analysis.layer)
     from fragile.sweep import pgd_sweep
 
     def run(model: Any) -> Any:
-        return pgd_sweep(model, batches(), settings.epsilons, sets["fragile"], sets["null"], model.net.conv1,
-                         settings.steps, settings.step, settings.seed, device=device)
+        return pgd_sweep(model, batches(), settings.epsilons, sets["fragile"], sets["null"],
+                         models.conv_layer(model, p.analysis.layer), settings.steps, settings.step, settings.seed,
+                         device=device)
 
     empty = SweepResult([])
     return Comparison(empty, empty, empty, pgd_original=run(original), pgd_hardened=run(hardened))
@@ -116,6 +118,12 @@ def main(
     write_csv(plots_dir / "accuracy_vs_epsilon.csv", accuracy_series(curves))
     write_csv(plots_dir / "targeting_vs_epsilon.csv", targeting_series(curves))
     write_csv(plots_dir / "kernel_drop.csv", kernel_drop_series(all_sets))
+    out["layer"] = p.analysis.layer
+    out["stability"] = stability = kernel_stability(all_sets)
+    pairs = ", ".join(f"{k[len('jaccard_'):].replace('_', '→')}: {v:.3f}" for k, v in stability.items()
+                      if k.startswith("jaccard_"))
+    typer.echo(f"{p.analysis.layer}: {stability['always_fragile_count']} kernels fragile at every checkpoint"
+               + (f"; Jaccard of S between consecutive checkpoints {pairs}" if pairs else ""))
     write_json(metrics, out)
 
 

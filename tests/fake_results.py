@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from fragile.comparison import comparison_from_counts
-from fragile.summary import headline
+from fragile.summary import headline, kernel_stability
 
 KERNELS = 12
 EPSILONS = [0.0, 0.01, 0.1, 0.3]
@@ -57,7 +57,8 @@ def harden(epoch: int, grid: bool = False) -> dict[str, Any]:
 
 def headline_metrics(epochs: tuple[int, ...], epsilon: float = 0.1) -> dict[str, Any]:
     return {"epsilon": epsilon, **{f"epoch_{e}": headline(comparison_from_counts(counts(e)), epsilon, rank(e),
-                                                          harden(e)) for e in epochs}}
+                                                          harden(e)) for e in epochs},
+            "layer": "conv1", "stability": kernel_stability({e: rank(e) for e in epochs})}
 
 
 def write_json(path: Path, data: Any) -> None:

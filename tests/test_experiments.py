@@ -138,3 +138,20 @@ def test_forced_repro_is_byte_identical(repo):
     sh("dvc", "repro", "--force", cwd=repo)
     changed = [p for p in tracked if (repo / p).read_bytes() != before[p]]
     assert changed == []
+
+
+def test_analysis_layer_invalidates_exactly_the_stages_that_read_it(repo):
+    """`dvc status` (nothing runs): analysis.layer changes rank..summarize; another analysis key
+    (a param no per-checkpoint stage reads) changes none of them."""
+    import yaml
+
+    original = yaml.safe_load((repo / "params.yaml").read_text())
+    for extra, expected in (({"layer": "layer1.0.conv1"},
+                             {"rank@1", "attack_target@1", "harden@1", "evaluate@1", "summarize"}),
+                            ({"unread_key": 3}, set())):
+        params = {**original, "analysis": {**original["analysis"], **extra}}
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        status = json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)
+        changed = {name for name, changes in status.items()
+                   if any("params.yaml" in (c.get("changed deps") or {}) for c in changes if isinstance(c, dict))}
+        assert changed == expected

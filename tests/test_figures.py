@@ -134,3 +134,11 @@ def test_a_result_without_its_keys_is_a_one_line_error(tmp_path):
     fake.write_json(tmp_path / "old.json", {"accuracy": []})
     with pytest.raises(FragileError, match="lacks fragile, null; .*rerun the rank stage"):
         read_result(tmp_path / "old.json", "rank", ["accuracy", "fragile", "null"])
+
+
+def test_kernel_figures_name_the_analysed_layer():
+    rank = {**fake.rank(1), "layer": "layer2.0.conv2"}
+    ax = figures.kernel_drop_figure(rank, 1).axes[0]
+    assert ax.get_xlabel().startswith("layer2.0.conv2 kernel") and "layer2.0.conv2" in ax.get_title()
+    assert "layer2.0.conv2" in figures.persistence_figure({1: rank}).axes[0].get_title()
+    assert "conv1" in figures.kernel_drop_figure(fake.rank(1), 1).axes[0].get_title()

@@ -123,3 +123,16 @@ def test_clamp_with_every_singular_value_below_tau_leaves_the_layer_unchanged():
     assert report.above_tau == 0
     assert report.alpha == pytest.approx(1.0)
     assert torch.allclose(new, weight, atol=1e-15)
+
+
+def test_harden_model_on_a_deeper_conv_changes_only_that_conv(tiny_model):
+    layer = "layer2.0.conv2"  # 128 kernels of 128×3×3: K is |S'| × 1152
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    # σ = 0.03: τ = λ√n·σ grows with √n = √1152, above some of the singular values of this random layer
+    hardened, report = harden_model(tiny_model, list(range(50)), list(range(50, 128)), sigma=0.03, layer=layer)
+    changed = [k for k, v in hardened.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed == [f"net.{layer}.weight"]
+    assert (report.m, report.n) == (78, 128 * 9)
+    assert 0 < report.rank_kept < 78 and report.alpha > 1
+    new = hardened.net.layer2[0].conv2.weight
+    assert torch.allclose(new[:50], report.alpha * before[f"net.{layer}.weight"][:50])

@@ -114,3 +114,12 @@ def test_changing_epsilon_reruns_only_what_reads_it(repo):
     assert 0 <= headline["epoch_1"]["hardened"]["fgsm_accuracy_transfer"] <= 1
     assert 0 <= headline["epoch_1"]["hardened"]["pgd_accuracy_whitebox"] <= 1  # PGD attacked at 0.05 too
     assert "pgd_accuracy_ci95" in headline["epoch_1"]["original"]
+
+
+def test_layer_and_kernel_stability_in_the_metrics(repo):
+    headline = json.loads((repo / "metrics/headline.json").read_text())
+    sets = json.loads((repo / "results/rank/epoch_1.json").read_text())
+    assert headline["layer"] == sets["layer"] == "conv1"
+    # one checkpoint: no pair to compare, and its whole S counts as fragile at every checkpoint
+    assert headline["stability"] == {"checkpoints": [1], "always_fragile": sorted(sets["fragile"]),
+                                     "always_fragile_count": len(sets["fragile"])}

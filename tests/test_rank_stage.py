@@ -28,9 +28,9 @@ def rank_inputs(tmp_path, tiny_model, tiny_split):
     return tmp_path, checkpoint
 
 
-def _run(tmp_path, checkpoint, **rank):
+def _run(tmp_path, checkpoint, analysis=None, **rank):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"rank": {"batch_size": 16, **rank}}), encoding="utf-8")
+    params.write_text(yaml.safe_dump({"rank": {"batch_size": 16, **rank}, "analysis": analysis or {}}), encoding="utf-8")
     rank_stage(model=checkpoint, data=tmp_path / "data", kernels_csv=tmp_path / "k.csv", sets=tmp_path / "s.json",
                params=params)
     return json.loads((tmp_path / "s.json").read_text()), pd.read_csv(tmp_path / "k.csv")
@@ -66,3 +66,44 @@ def test_compare_records_spearman_and_set_agreement(rank_inputs, method):
     assert comparison["set_agreement"] == pytest.approx(sum((k in taylor_s) == (k in exact_s) for k in range(64)) / 64)
     assert set(summary["fragile"]) == (taylor_s if method == "taylor" else exact_s)
     assert {"score", "accuracy", "loss", "set"} <= set(table.columns)
+
+
+def test_a_deeper_layer_ranks_its_own_kernels(rank_inputs):
+    summary, table = _run(*rank_inputs, analysis={"layer": "layer2.0.conv2"}, max_examples=8, batch_size=8)
+    assert summary["layer"] == "layer2.0.conv2"
+    assert len(summary["accuracy"]) == 128 and sorted(summary["fragile"] + summary["null"]) == list(range(128))
+    assert table["kernel"].tolist() == list(range(128))
+
+
+def test_an_unknown_layer_fails_before_any_work(rank_inputs, capsys):
+    tmp_path, _ = rank_inputs
+    with pytest.raises(SystemExit) as exit_:
+        _run(*rank_inputs, analysis={"layer": "layer9.conv1"})
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no conv layer 'layer9.conv1'") and "valid names: conv1, layer1.0.conv1," in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "s.json").exists()
+
+
+def test_harden_checks_the_layer_and_hardens_it(rank_inputs, capsys):
+    from stages.harden import main as harden_stage
+
+    tmp_path, checkpoint = rank_inputs
+    summary, _ = _run(*rank_inputs, analysis={"layer": "layer1.0.conv1"}, max_examples=8, batch_size=8)
+    for layer, code in (("layer1.0.bn1", 2), ("layer1.0.conv1", None)):
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump({"analysis": {"layer": layer}, "harden": {"noise": 0.05}}),
+                                         encoding="utf-8")
+        run = lambda: harden_stage(model=checkpoint, data=tmp_path / "data", sets=tmp_path / "s.json",  # noqa: E731
+                                   out=tmp_path / "h.pt", report=tmp_path / "h.json", params=tmp_path / "p.yaml")
+        if code:
+            with pytest.raises(SystemExit):
+                run()
+            assert "valid names: conv1," in capsys.readouterr().err
+        else:
+            run()
+    report = json.loads((tmp_path / "h.json").read_text())
+    assert report["layer"] == "layer1.0.conv1" and report["m"] == len(summary["null"]) and report["n"] == 64 * 9
+    assert report["rank_kept"] < report["m"]
+    hardened = models.read_checkpoint(tmp_path / "h.pt")["state_dict"]
+    original = models.read_checkpoint(checkpoint)["state_dict"]
+    assert [k for k in original if not torch.equal(original[k], hardened[k])] == ["net.layer1.0.conv1.weight"]

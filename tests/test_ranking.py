@@ -126,3 +126,103 @@ def test_comparison_with_the_exact_ranking():
     table = taylor_table(agreeing, exact)
     assert list(table.columns) == ["kernel", "score", "accuracy", "loss", "set"]
     assert table["set"].tolist() == ["S", "S'", "S", "S'"]
+
+
+# --- any conv layer (analysis.layer) ---------------------------------------------------------
+
+from fragile.ranking import rank_layer  # noqa: E402
+
+@pytest.mark.parametrize(("layer", "drop"), [("layer2.0.conv2", "activation"), ("layer2.0.downsample.0", "weight")])
+def test_deeper_layer_ranking_equals_zeroing_each_channel_with_a_hook(tiny_model, tiny_split, layer, drop):
+    """The reference is `rank_by_hooks`'s per-kernel hook (whole network from the input), for
+    kernels at the edges of the stacked groups (48 per pass); a full hook loop over 128 kernels
+    would dominate the test's time."""
+    few = tiny_split.head(10)
+    fast = rank_layer(tiny_model, layer, few.batches(5), drop=drop, kernels_per_pass=48)
+    assert len(fast.accuracy) == tiny_model.net.get_submodule(layer).out_channels == 128
+    point = drop_point(tiny_model, layer, drop)
+    images, labels = next(few.batches(10))
+    for k in (0, 1, 47, 48, 95, 96, 127):
+        def zero_channel(_m, _i, out, k=k):
+            out = out.clone()
+            out[:, k] = 0
+            return out
+
+        handle = point.register_forward_hook(zero_channel)
+        try:
+            with torch.no_grad():
+                logits = tiny_model(images)
+        finally:
+            handle.remove()
+        assert fast.accuracy[k] == int((logits.argmax(1) == labels).sum()) / len(labels)
+        assert fast.loss[k] == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-4)
+    with torch.no_grad():
+        assert fast.baseline_accuracy == int((tiny_model(images).argmax(1) == labels).sum()) / len(labels)
+    assert len(set(fast.loss)) > 64  # each stacked copy dropped its own kernel
+
+
+def test_rank_layer_takes_the_conv1_fast_path(tiny_model, tiny_split):
+    few = tiny_split.head(8)
+    assert rank_layer(tiny_model, "conv1", few.batches(8)) == rank_conv1(tiny_model, few.batches(8))
+
+
+def test_deeper_weight_drop_equals_zeroing_the_kernel_weights(tiny_model, tiny_split):
+    few = tiny_split.head(8)
+    ranking = rank_layer(tiny_model, "layer2.0.conv1", few.batches(8), drop="weight")
+    images, labels = next(few.batches(8))
+    k = 9
+    with torch.no_grad():
+        tiny_model.net.layer2[0].conv1.weight[k] = 0
+        loss = torch.nn.functional.cross_entropy(tiny_model(images), labels).item()
+    assert ranking.loss[k] == pytest.approx(loss, rel=1e-4)
+
+
+@pytest.mark.parametrize("drop", ["activation", "weight"])
+def test_deeper_taylor_score_is_the_first_order_change_in_loss(tiny_model, tiny_split, drop):
+    """At the drop point of layer2.0.conv2 (its BN output, before the residual addition, or
+    the conv output), score[k] is the derivative of the mean loss as channel k is scaled to 0."""
+    layer = "layer2.0.conv2"
+    model = tiny_model.double()
+    images, labels = next(tiny_split.batches(12))
+    images = images.double()
+    taylor = rank_taylor(model, [(images, labels)], drop=drop, layer=layer)
+    point = drop_point(model, layer, drop)
+    h = 1e-7
+
+    def loss_with_channel_scaled(k, factor):
+        def scale(_m, _i, out):
+            out = out.clone()
+            out[:, k] *= factor
+            return out
+
+        handle = point.register_forward_hook(scale)
+        try:
+            with torch.no_grad():
+                return float(torch.nn.functional.cross_entropy(model(images), labels))
+        finally:
+            handle.remove()
+
+    for k in (0, 17, 127):  # moving a_k towards 0 by h·a_k: (1 - h)·a_k
+        derivative = (loss_with_channel_scaled(k, 1 - h) - loss_with_channel_scaled(k, 1 + h)) / (2 * h)
+        assert taylor.score[k] == pytest.approx(derivative, rel=1e-5, abs=1e-9)
+    assert len(taylor.score) == 128
+
+
+def test_an_unknown_layer_lists_the_valid_conv_names(tiny_model, tiny_split):
+    with pytest.raises(FragileError, match=r"no conv layer 'layer2.0.bn1'.*valid names: conv1, layer1.0.conv1, .*"
+                                           r"layer2.0.downsample.0, .*layer4.1.conv2$"):
+        rank_layer(tiny_model, "layer2.0.bn1", tiny_split.batches(16))
+
+
+def test_read_sets_refuses_a_ranking_of_another_layer(tmp_path):
+    import json
+
+    from fragile.ranking import read_sets
+
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"layer": "conv1", "fragile": [0, 2], "null": [1, 3]}))
+    assert read_sets(path) == read_sets(path, "conv1", 4) == ([0, 2], [1, 3])
+    with pytest.raises(FragileError, match="ranks 4 kernels of conv1, but analysis.layer is layer1.0.conv1"):
+        read_sets(path, "layer1.0.conv1", 4)
+    with pytest.raises(FragileError, match="with 64 kernels; rerun rank"):
+        read_sets(path, "conv1", 64)

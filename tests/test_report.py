@@ -178,3 +178,16 @@ def test_tables_carry_intervals_relative_targeting_and_pgd():
     low, high = map(float, re.search(r"40\.0% \[([\d.]+), ([\d.]+)\]", row).groups())
     assert 30 < low < 40 < high < 50
     assert "No confidence intervals" in build_report(inputs(**_with_pgd(resamples=0)))
+
+
+def test_kernel_stability_and_the_analysed_layer_are_reported():
+    text = build_report(inputs())
+    s1, s2 = set(fake.rank(1)["fragile"]), set(fake.rank(2)["fragile"])
+    assert f"epochs 1 → 2: {len(s1 & s2) / len(s1 | s2):.2f}" in text
+    assert f"Red circles: kernels fragile at every checkpoint ({len(s1 & s2)}:" in text
+    assert "no overlap between checkpoints to measure" in build_report(inputs(epochs=(2,)))
+    ranks = {e: {**fake.rank(e), "layer": "layer2.0.conv2"} for e in EPOCHS}
+    deeper = build_report(inputs(ranks=ranks))
+    assert "### Fig. 1: accuracy with each layer2.0.conv2 kernel dropped" in deeper
+    assert "the paper's numbers are for conv1, this run analyses layer2.0.conv2" in deeper
+    assert "conv1 kernel" not in deeper

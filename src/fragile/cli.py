@@ -13,7 +13,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-STAGES = ("prepare", "train", "rank", "attack_target", "harden", "evaluate", "summarize", "figures", "report")
+STAGES = ("prepare", "train", "rank", "attack_target", "harden", "evaluate", "summarize", "figures", "report",
+          "aggregate")  # aggregate is a command over finished experiments, not a DVC stage
 
 
 def stage_command(name: str) -> click.Command:

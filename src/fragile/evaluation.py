@@ -9,7 +9,7 @@ import torch
 
 from fragile.comparison import Comparison, SweepResult
 from fragile.hardening import HardenReport, harden_model
-from fragile.models import FragileNet
+from fragile.models import FragileNet, conv_layer
 from fragile.sweep import fgsm_sweep, pgd_sweep
 
 BatchFactory = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
@@ -42,13 +42,14 @@ def search_noise(
     threshold: str,
     norm: str,
     device: torch.device | None = None,
+    layer: str = "conv1",
 ) -> tuple[NoiseTrial, list[NoiseTrial]]:
     """The paper's "systematic search" for σ: the grid value whose hardened model has the
     highest FGSM accuracy at ε (ties go to the earlier grid value)."""
     trials = []
     for sigma in grid:
-        hardened, report = harden_model(model, fragile, null, sigma, threshold, norm)
-        result = fgsm_sweep(hardened, batches(), [epsilon], fragile, null, hardened.net.conv1, device=device)
+        hardened, report = harden_model(model, fragile, null, sigma, threshold, norm, layer)
+        result = fgsm_sweep(hardened, batches(), [epsilon], fragile, null, conv_layer(hardened, layer), device=device)
         trials.append(NoiseTrial(sigma, result.accuracy(0), report))
     best = max(trials, key=lambda t: t.fgsm_accuracy)  # max keeps the first of equals
     return best, trials
@@ -64,20 +65,21 @@ def compare(
     device: torch.device | None = None,
     progress: Callable[[int], None] | None = None,
     pgd: PgdSettings | None = None,
+    layer: str = "conv1",
 ) -> Comparison:
     """FGSM white-box against each model and transferred from the original; with `pgd`
     (and a non-empty grid) also PGD white-box against each model."""
     def sweep(target: FragileNet, source: FragileNet | None = None) -> SweepResult:
         return fgsm_sweep(
-            target, batches(), epsilons, fragile, null, target.net.conv1,
+            target, batches(), epsilons, fragile, null, conv_layer(target, layer),
             source=source, device=device, progress=progress,
         )
 
     def pgd_run(target: FragileNet) -> SweepResult | None:
         if pgd is None or not pgd.epsilons:
             return None
-        return pgd_sweep(target, batches(), pgd.epsilons, fragile, null, target.net.conv1, pgd.steps, pgd.step,
-                         pgd.seed, device=device, progress=progress)
+        return pgd_sweep(target, batches(), pgd.epsilons, fragile, null, conv_layer(target, layer), pgd.steps,
+                         pgd.step,                         pgd.seed, device=device, progress=progress)
 
     return Comparison(
         original=sweep(original), hardened=sweep(hardened), transfer=sweep(hardened, source=original),

@@ -23,6 +23,7 @@ from matplotlib.ticker import NullFormatter
 
 from fragile.atomic import atomic_open
 from fragile.comparison import Comparison
+from fragile.summary import fragile_persistence
 
 DPI = 100  # 1 inch = 100 px: 10-11 pt text stays readable at 100% zoom
 KERNEL_DROP_SIZE = (10.0, 4.8)  # inches; Fig. 1
@@ -84,7 +85,7 @@ def _colors(count: int) -> list[Any]:
 
 
 def kernel_drop_figure(rank: Rank, epoch: int, context: str = "") -> Figure:
-    """Fig. 1: accuracy with each conv1 kernel dropped; mean line; S (blue circles), S' (black stars)."""
+    """Fig. 1: accuracy with each kernel of the ranked layer dropped; mean line; S (blue circles), S' (black stars)."""
     with _style():
         accuracy = _percent(rank["accuracy"])
         fig, (ax,) = _new_figure(KERNEL_DROP_SIZE)
@@ -100,7 +101,8 @@ def kernel_drop_figure(rank: Rank, epoch: int, context: str = "") -> Figure:
         if rank.get("baseline_accuracy") is not None:
             ax.axhline(100.0 * rank["baseline_accuracy"], color="0.4", linestyle="--", linewidth=1, zorder=2,
                        label=f"no kernel dropped ({100.0 * rank['baseline_accuracy']:.1f}%)")
-        _kernel_axes(ax, len(accuracy), f"Fig. 1: conv1 kernel drop, epoch {epoch}{_suffix(context)}")
+        layer = layer_name(rank)
+        _kernel_axes(ax, len(accuracy), f"Fig. 1: {layer} kernel drop, epoch {epoch}{_suffix(context)}", layer)
     return fig
 
 
@@ -133,7 +135,7 @@ def attack_figure(curves: Mapping[int, Attack], context: str = "") -> Figure:
     return fig
 
 
-def hardening_figure(comparison: Comparison, epoch: int, context: str = "") -> Figure:
+def hardening_figure(comparison: Comparison, epoch: int, context: str = "", layer: str = "conv1") -> Figure:
     """Fig. 3: targeting % vs ε (original, hardened); accuracy vs ε (original, hardened white-box, transfer)."""
     settings = (("original", comparison.original, "tab:red", "o", "-"),
                 ("hardened (white-box)", comparison.hardened, "tab:blue", "s", "-"),
@@ -155,17 +157,8 @@ def hardening_figure(comparison: Comparison, epoch: int, context: str = "") -> F
             ax.set_xlabel(EPSILON_LABEL)
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=FONT_SIZE - 1)
-        fig.suptitle(f"Fig. 3: original vs hardened conv1, epoch {epoch}{_suffix(context)}")
+        fig.suptitle(f"Fig. 3: original vs hardened {layer}, epoch {epoch}{_suffix(context)}")
     return fig
-
-
-def fragile_persistence(ranks: Mapping[int, Rank]) -> tuple[list[int], list[int]]:
-    """(kernels fragile at every checkpoint, kernels fragile at some but not all)."""
-    sets = [set(rank["fragile"]) for rank in ranks.values()]
-    if not sets:
-        return [], []
-    always = set.intersection(*sets)
-    return sorted(always), sorted(set.union(*sets) - always)
 
 
 def persistence_figure(ranks: Mapping[int, Rank], context: str = "") -> Figure:
@@ -189,15 +182,21 @@ def persistence_figure(ranks: Mapping[int, Rank], context: str = "") -> Figure:
                    label=f"fragile at every checkpoint ({len(always)} kernels)")
         ax.scatter([k for k, _ in crosses], [a for _, a in crosses], marker="x", s=36, color="red", zorder=3,
                    label="fragile at some checkpoints, not all")
+        layer = layer_name(next(iter(ranks.values())))
         _kernel_axes(ax, max(len(r["accuracy"]) for r in ranks.values()),
-                     f"Fig. 4: conv1 kernel drop across checkpoints{_suffix(context)}")
+                     f"Fig. 4: {layer} kernel drop across checkpoints{_suffix(context)}", layer)
     return fig
 
 
-def _kernel_axes(ax: Any, kernels: int, title: str) -> None:
+def layer_name(rank: Rank) -> str:
+    """The conv a rank result is about (results older than analysis.layer were all conv1)."""
+    return str(rank.get("layer", "conv1"))
+
+
+def _kernel_axes(ax: Any, kernels: int, title: str, layer: str) -> None:
     """Axes, title, grid and legend shared by the kernel-drop figures (Figs. 1 and 4)."""
     ax.set_xlim(-1, kernels)
-    ax.set_xlabel("conv1 kernel index (dropped kernel)")
+    ax.set_xlabel(f"{layer} kernel index (dropped kernel)")
     ax.set_ylabel("accuracy with the kernel dropped (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)

@@ -167,8 +167,23 @@ def fits_data(manifest: dict[str, Any]) -> dict[str, int]:
 
 
 def conv_layer(model: FragileNet, name: str = "conv1") -> nn.Conv2d:
-    """The named convolution of the ResNet (names relative to `model.net`)."""
+    """The named convolution of the ResNet (names relative to `model.net`; the shortcut
+    convolutions `layerI.J.downsample.0` count too)."""
     layers = {n: m for n, m in model.net.named_modules() if isinstance(m, nn.Conv2d)}
     if name not in layers:
-        raise FragileError(f"no conv layer '{name}'; valid names: {', '.join(layers)}")
+        raise _unknown_layer(name, list(layers))
     return layers[name]
+
+
+def conv_weight_key(state_dict: dict[str, torch.Tensor], name: str = "conv1") -> str:
+    """The state_dict key of the named convolution's weight, without building the model
+    (a torchvision ResNet's only 4-d weights are its convolutions)."""
+    names = [k[len("net."):-len(".weight")] for k, v in state_dict.items()
+             if k.startswith("net.") and k.endswith(".weight") and v.ndim == 4]
+    if name not in names:
+        raise _unknown_layer(name, names)
+    return f"net.{name}.weight"
+
+
+def _unknown_layer(name: str, names: list[str]) -> FragileError:
+    return FragileError(f"no conv layer '{name}' in this model (analysis.layer); valid names: {', '.join(names)}")

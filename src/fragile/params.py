@@ -174,9 +174,15 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class AnalysisParams:
+    layer: str = "conv1"  # a conv of the ResNet, by its torchvision module name
     bootstrap: int = 1000  # resamples for the 95% confidence intervals; 0: none
 
     def validate(self) -> None:
+        # Which names exist depends on model.arch; the stages check it against the model.
+        if not self.layer or self.layer != self.layer.strip():
+            raise FragileError(
+                f"analysis.layer must name a conv layer such as conv1 or layer1.0.conv1, got {self.layer!r}"
+            )
         if self.bootstrap < 0:
             raise FragileError(f"analysis.bootstrap must be >= 0 (0 turns the intervals off), got {self.bootstrap}")
 

@@ -1,14 +1,18 @@
-"""Nodal dropout of conv1 (Section 3.3, Fig. 1): fragile kernels S and null kernels S'.
+"""Nodal dropout of a conv layer (Section 3.3, Fig. 1): fragile kernels S and null kernels S'.
 
-Dropping kernel k zeroes its output channel for the rest of the network (`drop="activation"`,
-the default) or zeroes its weights so that the channel carries only what BatchNorm adds
-(`drop="weight"`). S = kernels whose drop gives accuracy below the mean over all kernels;
-S' = the rest.
+Dropping kernel k zeroes its output channel after the conv's BatchNorm for the rest of the
+network (`drop="activation"`, the default; see `drop_point`) or zeroes its weights so that
+the channel carries only what BatchNorm adds (`drop="weight"`). S = kernels whose drop gives
+accuracy below the mean over all kernels; S' = the rest. `rank_layer` ranks any conv of the
+ResNet by name (`analysis.layer`); the paper's layer is conv1.
 
 `rank_conv1` computes the stem (normalise, conv1, bn1, relu, max-pool) once per batch — it
 is the same for every kernel — and runs only the rest of the network per kernel, with
-several kernels stacked into one batch. `rank_by_hooks` is the naive reference: the whole
-network from the input once per kernel, a forward hook zeroing the channel.
+several kernels stacked into one batch. For a deeper conv, `rank_layer` computes everything
+before the residual block holding it once per batch and reruns that block and the rest per
+kernel, stacked the same way, with a forward hook zeroing each stacked copy's own channel.
+`rank_by_hooks` is the naive reference: the whole network from the input once per kernel, a
+forward hook zeroing the channel.
 
 `rank_taylor` is the fast approximate ranking (`rank.method: taylor`): a first-order Taylor
 estimate of each drop's change in loss from one forward and one backward pass (first-order
@@ -30,7 +34,7 @@ from torch import nn
 from fragile.attacks import eval_mode
 from fragile.devices import batch_to
 from fragile.errors import FragileError
-from fragile.models import FragileNet
+from fragile.models import FragileNet, conv_layer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,14 +122,91 @@ def rank_conv1(
                 stacked = hidden.unsqueeze(0).repeat(len(kernels), 1, 1, 1, 1)
                 stacked[torch.arange(len(kernels)), :, kernels] = fill[kernels, None, None, None].to(hidden.dtype)
                 logits = _rest(model, stacked.flatten(0, 1).contiguous(memory_format=torch.channels_last))
-                targets = labels.repeat(len(kernels))
-                hits = (logits.argmax(1) == targets).view(len(kernels), batch).sum(1)
-                losses = F.cross_entropy(logits, targets, reduction="none").view(len(kernels), batch)
-                correct[first : first + len(kernels)] += hits.cpu()
-                loss_sum[first : first + len(kernels)] += losses.double().sum(1).cpu()
+                _tally(logits, labels, first, correct, loss_sum)
             examples += batch
             if progress is not None:
                 progress(batch)
+    return _ranking(correct, loss_sum, base_correct, examples)
+
+
+def _tally(logits: torch.Tensor, labels: torch.Tensor, first: int, correct: torch.Tensor,
+           loss_sum: torch.Tensor) -> None:
+    """Add hits and summed losses of stacked copies of one batch (copy i dropped kernel first + i)."""
+    copies, batch = len(logits) // len(labels), len(labels)
+    targets = labels.repeat(copies)
+    hits = (logits.argmax(1) == targets).view(copies, batch).sum(1)
+    losses = F.cross_entropy(logits, targets, reduction="none").view(copies, batch)
+    correct[first : first + copies] += hits.cpu()
+    loss_sum[first : first + copies] += losses.double().sum(1).cpu()
+
+
+def _split(model: FragileNet, layer: str) -> tuple[Callable[[torch.Tensor], torch.Tensor],
+                                                   Callable[[torch.Tensor], torch.Tensor]]:
+    """(prefix, rest): model(x) == rest(prefix(x)), where `prefix` ends just before the residual
+    block holding `layer` (just after `normalize` for the stem's conv1), so it does not depend
+    on which of the layer's kernels is dropped."""
+    net = model.net
+    pieces: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
+        ("", lambda x: net.maxpool(net.relu(net.bn1(net.conv1(x))))),  # the stem
+        *((f"{name}.{i}.", block) for name in ("layer1", "layer2", "layer3", "layer4")
+          for i, block in enumerate(getattr(net, name))),
+        ("fc", lambda x: net.fc(torch.flatten(net.avgpool(x), 1))),
+    ]
+    start = next((i for i, (prefix, _) in enumerate(pieces) if prefix and layer.startswith(prefix)), 0)
+
+    def run(x: torch.Tensor, part: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]) -> torch.Tensor:
+        for _, piece in part:
+            x = piece(x)
+        return x
+
+    return (lambda x: run(model.normalize(x), pieces[:start])), (lambda x: run(x, pieces[start:]))
+
+
+def rank_layer(
+    model: FragileNet,
+    layer: str,
+    batches: Batches,
+    drop: str = "activation",
+    kernels_per_pass: int | None = None,
+    device: torch.device | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> KernelRanking:
+    """Exact ranking of the named conv's kernels (conv1 takes the faster `rank_conv1`)."""
+    if layer == "conv1":
+        return rank_conv1(model, batches, drop, kernels_per_pass, device, progress)
+    channels = conv_layer(model, layer).out_channels
+    point = drop_point(model, layer, drop)
+    prefix, rest = _split(model, layer)
+    dropped: list[torch.Tensor] = []  # kernel of each stacked copy, read by the hook below
+
+    def zero_own_channel(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        if dropped:  # in place, before the block's residual addition or ReLU reads it
+            stacked = out.view(len(dropped[0]), -1, *out.shape[1:])
+            stacked[torch.arange(len(dropped[0]), device=out.device), :, dropped[0]] = 0
+
+    correct = torch.zeros(channels, dtype=torch.long)
+    loss_sum = torch.zeros(channels, dtype=torch.float64)
+    base_correct = examples = 0
+    handle = point.register_forward_hook(zero_own_channel)
+    try:
+        with eval_mode(model), torch.no_grad():
+            for images, labels in batches:
+                images, labels = batch_to(images, device), labels.to(device)
+                hidden = prefix(images)
+                dropped.clear()
+                base_correct += int((rest(hidden).argmax(1) == labels).sum())
+                batch = len(labels)
+                group = kernels_per_pass or max(1, 1000 // batch)
+                for first in range(0, channels, group):
+                    kernels = torch.arange(first, min(first + group, channels), device=hidden.device)
+                    dropped[:] = [kernels]
+                    logits = rest(hidden.repeat(len(kernels), *([1] * (hidden.ndim - 1))))
+                    _tally(logits, labels, first, correct, loss_sum)
+                examples += batch
+                if progress is not None:
+                    progress(batch)
+    finally:
+        handle.remove()
     return _ranking(correct, loss_sum, base_correct, examples)
 
 
@@ -171,10 +252,13 @@ def rank_taylor(
     drop: str = "activation",
     device: torch.device | None = None,
     progress: Callable[[int], None] | None = None,
+    layer: str = "conv1",
 ) -> TaylorRanking:
-    """score[k] = mean over examples of Σ_hw (fill_k − a_k)·∂L/∂a_k, with a = the stem's output
-    (after BN, ReLU and max-pool: the tensor whose channel `rank_conv1` replaces) and fill_k
-    the value a dropped channel takes (0 for `drop="activation"`, see `dropped_channel_value`).
+    """score[k] = mean over examples of Σ_hw (fill_k − a_k)·∂L/∂a_k, with a = the tensor whose
+    channel the exact ranking replaces and fill_k the value a dropped channel takes there. For
+    conv1, a = the stem's output (after BN, ReLU and max-pool, as in `rank_conv1`) and fill_k
+    = 0 for `drop="activation"`, see `dropped_channel_value`; for a deeper conv, a = the
+    output of its `drop_point` and fill_k = 0.
 
     This is the first-order change in the example's loss when channel k is replaced by its
     dropped value; for `activation` it is −Σ a_k·∂L/∂a_k. It stays signed: the exact ranking
@@ -183,27 +267,48 @@ def rank_taylor(
     (the pruning criterion of Molchanov et al. 2017) would do. One forward and one backward
     pass per batch; the backward computes only the gradient with respect to a.
     """
-    fill = dropped_channel_value(model, drop)
-    score = torch.zeros(model.net.conv1.out_channels, dtype=torch.float64)
+    channels = conv_layer(model, layer).out_channels
+    if layer == "conv1":
+        fill = dropped_channel_value(model, drop)
+        prefix, rest = (lambda x: _stem(model, x)), (lambda h: _rest(model, h))
+        point = None
+    else:
+        fill = torch.zeros(channels)
+        prefix, rest = _split(model, layer)
+        point = drop_point(model, layer, drop)
+    captured: list[torch.Tensor] = []
+
+    def capture(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor:
+        captured.append(out)
+        return out.clone()  # the block's in-place residual addition / ReLU must not overwrite `out`
+
+    score = torch.zeros(channels, dtype=torch.float64)
     loss_sum = 0.0
     examples = 0
-    with eval_mode(model):
-        fill = fill.to(device) if device is not None else fill
-        for images, labels in batches:
-            images, labels = batch_to(images, device), labels.to(device)
-            with torch.no_grad():
-                hidden = _stem(model, images)
-            hidden.requires_grad_(True)
-            with torch.enable_grad():
-                # Summed loss: its gradient is each example's own ∂L_i/∂a_i.
-                loss = F.cross_entropy(_rest(model, hidden), labels, reduction="sum")
-                (grad,) = torch.autograd.grad(loss, hidden)
-            change = (fill.to(hidden.dtype)[None, :, None, None] - hidden.detach()) * grad
-            score += change.sum(dim=(0, 2, 3)).double().cpu()
-            loss_sum += float(loss.detach())
-            examples += len(labels)
-            if progress is not None:
-                progress(len(labels))
+    handle = point.register_forward_hook(capture) if point is not None else None
+    try:
+        with eval_mode(model):
+            fill = fill.to(device) if device is not None else fill
+            for images, labels in batches:
+                images, labels = batch_to(images, device), labels.to(device)
+                with torch.no_grad():
+                    hidden = prefix(images)
+                hidden.requires_grad_(True)
+                captured.clear()
+                with torch.enable_grad():
+                    # Summed loss: its gradient is each example's own ∂L_i/∂a_i.
+                    loss = F.cross_entropy(rest(hidden), labels, reduction="sum")
+                    a = captured[0] if point is not None else hidden
+                    (grad,) = torch.autograd.grad(loss, a)
+                change = (fill.to(a.dtype)[None, :, None, None] - a.detach()) * grad
+                score += change.sum(dim=(0, 2, 3)).double().cpu()
+                loss_sum += float(loss.detach())
+                examples += len(labels)
+                if progress is not None:
+                    progress(len(labels))
+    finally:
+        if handle is not None:
+            handle.remove()
     if examples == 0:
         raise FragileError("the ranking split has no examples; check rank.split and rank.max_examples")
     return TaylorRanking(score=(score / examples).tolist(), examples=examples, baseline_loss=loss_sum / examples)
@@ -317,8 +422,10 @@ def taylor_table(taylor: TaylorRanking, exact: KernelRanking | None = None) -> "
     return table
 
 
-def read_sets(path: "str | os.PathLike[str]") -> tuple[list[int], list[int]]:
-    """(S, S') from a rank stage's JSON."""
+def read_sets(path: "str | os.PathLike[str]", layer: str | None = None,
+              kernels: int | None = None) -> tuple[list[int], list[int]]:
+    """(S, S') from a rank stage's JSON; with `layer` and `kernels`, they must split exactly the
+    kernels 0..kernels-1 of that layer (a rank result of another layer or model is refused)."""
     import json
     from pathlib import Path
 
@@ -332,4 +439,8 @@ def read_sets(path: "str | os.PathLike[str]") -> tuple[list[int], list[int]]:
         raise FragileError(f"{path} is not a rank stage output (needs 'fragile' and 'null' lists); rerun rank") from None
     if not fragile or not null or set(fragile) & set(null):
         raise FragileError(f"{path} must hold two non-empty, disjoint kernel sets; rerun rank")
+    ranked = data.get("layer", "conv1")
+    if layer is not None and (ranked != layer or sorted(fragile + null) != list(range(kernels or 0))):
+        raise FragileError(f"{path} ranks {len(fragile + null)} kernels of {ranked}, but analysis.layer is {layer} "
+                           f"with {kernels} kernels; rerun rank (dvc repro rank)")
     return fragile, null

@@ -14,7 +14,7 @@ from typing import Any
 
 from fragile.bootstrap import share_ci
 from fragile.comparison import Comparison, SweepResult
-from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, fragile_persistence
+from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, fragile_persistence, layer_name
 
 PAPER_TITLE = "Adversarial Robustness in Deep Learning: Attacks on Fragile Neurons"
 DATASET_NAMES = {"mnist": "MNIST", "mnist5k": "a 5,000-digit MNIST subset", "fashion-mnist": "Fashion-MNIST",
@@ -189,17 +189,24 @@ def _headline_block(inputs: ReportInputs, epoch: int) -> Mapping[str, Any]:
     return inputs.headline[f"epoch_{epoch}"]
 
 
+def _layer(inputs: ReportInputs) -> str:
+    return layer_name(inputs.ranks[inputs.config.checkpoints[0]])
+
+
 def _qualitative_rows(inputs: ReportInputs) -> list[list[str]]:
     eps = inputs.headline["epsilon"]
+    layer = _layer(inputs)
     comparable = [s for s in PAPER_TARGETING_SETTINGS if not differences(inputs.config, s)]
     note = (f"like for like ({comparable[0].describe()})" if comparable else
             _not_comparable(differences(inputs.config, PAPER_TARGETING_SETTINGS[0])) + "; qualitative only")
+    if layer != "conv1":
+        note += f"; the paper's numbers are for conv1, this run analyses {layer}"
     fractions = ", ".join(f"{pct(_headline_block(inputs, e)['kernels']['fragile_fraction'])} (epoch {e})"
                           for e in inputs.config.checkpoints)
     targeting = ", ".join(f"{pct_value(_headline_block(inputs, e)['original']['targeting_pct'])} (epoch {e})"
                           for e in inputs.config.checkpoints)
     return [
-        ["fragile kernels |S| as a share of conv1", published(PAPER_FRAGILE_FRACTION), fractions, note],
+        [f"fragile kernels |S| as a share of {layer}", published(PAPER_FRAGILE_FRACTION), fractions, note],
         [f"examples whose attack concentrates on S (original model; ours at ε = {eps:g})",
          f"≈{PAPER_TARGETING_PCT:g}%", targeting, note],
     ]
@@ -214,7 +221,7 @@ def agreement_line(inputs: ReportInputs) -> str:
     block = _headline_block(inputs, last)
     fraction, targeting = block["kernels"]["fragile_fraction"], block["original"]["targeting_pct"]
     qualitative = (
-        f"Qualitatively, at the last checkpoint (epoch {last}) {pct(fraction)} of conv1's kernels are fragile "
+        f"Qualitatively, at the last checkpoint (epoch {last}) {pct(fraction)} of {_layer(inputs)}'s kernels are fragile "
         f"(paper: {published(PAPER_FRAGILE_FRACTION)}) and the attack at ε = {eps:g} concentrates on them for "
         f"{pct_value(targeting)} of the examples (paper: ≈{PAPER_TARGETING_PCT:g}%), "
         f"{'a majority as in the paper' if targeting > 50 else 'not a majority, unlike the paper'}."
@@ -274,7 +281,7 @@ def _paper_section(inputs: ReportInputs) -> str:
 def _figures_section(inputs: ReportInputs) -> str:
     d, epochs = inputs.figures_dir, inputs.config.checkpoints
     parts = ["## Figures", "",
-             "### Fig. 1: accuracy with each conv1 kernel dropped", "",
+             f"### Fig. 1: accuracy with each {_layer(inputs)} kernel dropped", "",
              "Fragile kernels S (blue circles) lie below the red mean line, null kernels S' (black stars) "
              "above it; the dashed line is the accuracy with no kernel dropped.", ""]
     parts += [f"![Fig. 1, epoch {e}]({d}/{fig1_name(e)}.png)\n" for e in epochs]
@@ -283,7 +290,7 @@ def _figures_section(inputs: ReportInputs) -> str:
               "(Algorithm 1) vs ε on a log axis; ε = 0 cannot be shown on a log axis and is omitted there "
               "(it moves no kernel, so its share is 0 by definition).", "",
               f"![Fig. 2]({d}/{FIG2}.png)", "",
-              "### Fig. 3: original vs hardened conv1", "",
+              f"### Fig. 3: original vs hardened {_layer(inputs)}", "",
               "Left: targeting percentage for the original and the hardened model (white-box) and for the "
               "original's adversarial examples fed to the hardened model (transfer). Right: FGSM accuracy "
               "of the same three.", ""]
@@ -291,9 +298,20 @@ def _figures_section(inputs: ReportInputs) -> str:
     always, some = fragile_persistence(inputs.ranks)
     parts += ["### Fig. 4: kernel drop across checkpoints", "",
               f"Red circles: kernels fragile at every checkpoint ({len(always)}: {_kernel_list(always)}). "
-              f"Red crosses: fragile at some checkpoints but not all ({len(some)}).", "",
+              f"Red crosses: fragile at some checkpoints but not all ({len(some)}). {_stability_text(inputs)}", "",
               f"![Fig. 4]({d}/{FIG4}.png)"]
     return "\n".join(parts)
+
+
+def _stability_text(inputs: ReportInputs) -> str:
+    """The Jaccard overlap of S between consecutive checkpoints (metrics/headline.json `stability`)."""
+    stability = inputs.headline.get("stability") or {}
+    pairs = [(key[len("jaccard_"):].split("_"), value) for key, value in stability.items()
+             if key.startswith("jaccard_")]
+    if not pairs:
+        return "With a single checkpoint there is no overlap between checkpoints to measure."
+    return ("Overlap of S between consecutive checkpoints (Jaccard |S_a ∩ S_b| / |S_a ∪ S_b|, `stability` in "
+            "metrics/headline.json): " + ", ".join(f"epochs {a} → {b}: {value:.2f}" for (a, b), value in pairs) + ".")
 
 
 def _kernel_list(kernels: Sequence[int]) -> str:

@@ -1,7 +1,9 @@
-"""Headline metrics at the top-level `epsilon`, one block per checkpoint (dvc metrics)."""
+"""Headline metrics at the top-level `epsilon`, one block per checkpoint (dvc metrics), and
+the stability of the fragile set S across checkpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -129,3 +131,32 @@ def kernel_drop_series(sets: dict[int, dict[str, Any]]) -> pd.DataFrame:
             continue
         rows += [{"kernel": k, "accuracy": acc, "series": f"epoch {epoch}"} for k, acc in enumerate(entry["accuracy"])]
     return pd.DataFrame(rows, columns=["kernel", "accuracy", "series"])
+
+
+def fragile_persistence(ranks: Mapping[int, Mapping[str, Any]]) -> tuple[list[int], list[int]]:
+    """(kernels fragile at every checkpoint, kernels fragile at some but not all): the red circles
+    and crosses of the paper's Fig. 4."""
+    sets = [set(rank["fragile"]) for rank in ranks.values()]
+    if not sets:
+        return [], []
+    always = set.intersection(*sets)
+    return sorted(always), sorted(set.union(*sets) - always)
+
+
+def kernel_stability(ranks: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """How stable S is across training: `jaccard_<a>_<b>` = |S_a ∩ S_b| / |S_a ∪ S_b| for each
+    pair of consecutive checkpoints a < b, and the kernels fragile at every checkpoint.
+
+    With a single checkpoint there is no pair (no Jaccard keys) and every kernel of its S is
+    "fragile at every checkpoint".
+    """
+    epochs = sorted(ranks)
+    out: dict[str, Any] = {"checkpoints": epochs}
+    for a, b in zip(epochs, epochs[1:]):
+        s_a, s_b = set(ranks[a]["fragile"]), set(ranks[b]["fragile"])
+        # The rank stage never writes an empty S, so the union is non-empty; two empty sets are equal.
+        out[f"jaccard_{a}_{b}"] = len(s_a & s_b) / len(s_a | s_b) if s_a | s_b else 1.0
+    always, _ = fragile_persistence({e: ranks[e] for e in epochs})
+    out["always_fragile"] = always
+    out["always_fragile_count"] = len(always)
+    return out
