@@ -14,7 +14,8 @@ from fragile.models import FragileNet, build
 # Fixtures that build a whole project once (minutes of `dvc repro`): every test that uses one
 # runs on the same xdist worker (`make test` runs `pytest -n 2 --dist loadgroup`), so each
 # project is built once per run, not once per worker.
-SHARED_BUILDS = {"reproduced_repo": "reproduced_repo", "uninterrupted": "resume", "prepared": "resume"}
+SHARED_BUILDS = {"reproduced_repo": "reproduced_repo", "uninterrupted": "resume", "prepared": "resume",
+                 "runs": "distributed"}
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
