@@ -1,9 +1,11 @@
 """summarize: headline metrics at `epsilon` for every checkpoint, and the combined plot data.
 
 It reads the per-ε counts that evaluate wrote; only an `epsilon` that is not on the
-attack.epsilons grid is computed here (three attacks at that single ε), and likewise PGD
-at an `epsilon` off attack.pgd_epsilons (two white-box PGD runs at that single ε). So
-`dvc exp run -S epsilon=...` reruns this stage (and harden) instead of the sweeps.
+attack.epsilons grid is computed here (three FGSM attacks at that single ε). So
+`dvc exp run -S epsilon=...` reruns this stage (and harden) instead of the sweeps. PGD is
+not computed here: it costs `attack.pgd_steps` gradients per example, so it runs once, in
+evaluate, on attack.pgd_epsilons, and the headline carries PGD (and the gradient-masking
+verdict) when `epsilon` is on that grid.
 Confidence intervals are a seeded bootstrap over evaluate's per-example outcomes.
 """
 
@@ -17,21 +19,19 @@ import typer
 
 from fragile.atomic import write_json
 from fragile.errors import FragileError, reports_errors
-from fragile.comparison import Comparison, SweepResult, comparison_from_counts
+from fragile.comparison import Comparison, comparison_from_counts
 from fragile.params import Params, load_params
 from fragile.results import read_result as _read
 from fragile.summary import accuracy_series, headline, kernel_drop_series, kernel_stability, targeting_series
 from fragile.tables import write_csv
 
 
-def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], p: Params,
-                fgsm: bool, pgd: bool) -> Comparison:
-    """At the single ε that a grid lacks: FGSM original, hardened and transfer (`fgsm`) and
-    PGD white-box against each model (`pgd`); the other attack family is left empty."""
+def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], p: Params) -> Comparison:
+    """FGSM original, hardened and transfer at the single ε that attack.epsilons lacks."""
     from fragile import models
     from fragile.data import load_split
     from fragile.devices import pick_device, to_device
-    from fragile.evaluation import PgdSettings, compare
+    from fragile.evaluation import compare
 
     original = models.load(models_dir / "original" / f"epoch_{epoch}.pt")
     hardened = models.load(models_dir / "hardened" / f"epoch_{epoch}.pt")
@@ -39,39 +39,21 @@ def _at_epsilon(epoch: int, models_dir: Path, data: Path, sets: dict[str, Any], 
     device = pick_device()
     to_device(original, device)
     to_device(hardened, device)
-    settings = PgdSettings([p.epsilon] if pgd else [], p.attack.pgd_steps, p.attack.pgd_step_size, p.seed)
-    batches = lambda: split.batches(p.evaluate.batch_size)  # noqa: E731
-    if fgsm:
-        return compare(original, hardened, batches, [p.epsilon], sets["fragile"], sets["null"], device, pgd=settings,
-                       layer=p.analysis.layer)
-    from fragile.sweep import pgd_sweep
-
-    def run(model: Any) -> Any:
-        return pgd_sweep(model, batches(), settings.epsilons, sets["fragile"], sets["null"],
-                         models.conv_layer(model, p.analysis.layer), settings.steps, settings.step, settings.seed,
-                         device=device)
-
-    empty = SweepResult([])
-    return Comparison(empty, empty, empty, pgd_original=run(original), pgd_hardened=run(hardened))
+    return compare(original, hardened, lambda: split.batches(p.evaluate.batch_size), [p.epsilon],
+                   sets["fragile"], sets["null"], device, layer=p.analysis.layer)
 
 
 def _fill_in_epsilon(comparison: Comparison, epoch: int, models_dir: Path, data: Path, sets: dict[str, Any],
                      p: Params) -> Comparison:
-    """`comparison`, with the attacks at `epsilon` that evaluate's grids lack computed now."""
-    fgsm = p.epsilon not in comparison.original.epsilons
-    pgd = comparison.pgd_original is not None and p.epsilon not in comparison.pgd_original.epsilons
-    if not fgsm and not pgd:
+    """`comparison`, with FGSM at `epsilon` computed now when evaluate's grid lacks it."""
+    if comparison.pgd_original is not None and p.epsilon not in comparison.pgd_original.epsilons:
+        typer.echo(f"epoch {epoch}: ε={p.epsilon} is not in attack.pgd_epsilons, so the headline has no PGD "
+                   "at it; add it there to check for gradient masking at this ε")
+    if p.epsilon in comparison.original.epsilons:
         return comparison
-    missing = " and ".join(name for name, off in (("attack.epsilons", fgsm), ("attack.pgd_epsilons", pgd)) if off)
-    typer.echo(f"epoch {epoch}: ε={p.epsilon} is not in {missing}; attacking at it now")
-    extra = _at_epsilon(epoch, models_dir, data, sets, p, fgsm, pgd)
-    if fgsm:
-        comparison = dataclasses.replace(comparison, original=extra.original, hardened=extra.hardened,
-                                         transfer=extra.transfer)
-    if pgd:
-        comparison = dataclasses.replace(comparison, pgd_original=extra.pgd_original,
-                                         pgd_hardened=extra.pgd_hardened)
-    return comparison
+    typer.echo(f"epoch {epoch}: ε={p.epsilon} is not in attack.epsilons; attacking at it now")
+    extra = _at_epsilon(epoch, models_dir, data, sets, p)
+    return dataclasses.replace(comparison, original=extra.original, hardened=extra.hardened, transfer=extra.transfer)
 
 
 @reports_errors
@@ -84,7 +66,7 @@ def main(
     metrics: Path = typer.Option(Path("metrics/headline.json"), help="Headline metrics JSON (dvc metrics)."),
     plots_dir: Path = typer.Option(Path("plots"), "--plots", help="Folder for the combined plot data (dvc plots)."),
     params: Path = typer.Option(Path("params.yaml"), help="Params file (reads epsilon, seed, train.checkpoints, "
-                                "evaluate.*, attack.pgd_steps, attack.pgd_step_size, analysis.bootstrap)."),
+                                "evaluate.*, analysis.*)."),
 ) -> None:
     """Collect the headline numbers at `epsilon` for every checkpoint."""
     p = load_params(params)

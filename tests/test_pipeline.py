@@ -103,7 +103,7 @@ def test_dvc_sees_a_clean_pipeline_and_metrics(repo):
 
 def test_changing_epsilon_reruns_only_what_reads_it(repo):
     """Last in this module: it edits the repo's params. ε = 0.05 is off the [0, 0.1, 0.2] grid,
-    so summarize attacks at it; prepare, train, rank, attack_target, evaluate and figures do not run."""
+    so summarize attacks at it with FGSM; prepare, train, rank, attack_target, evaluate and figures do not run."""
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("epsilon: 0.1\n", "epsilon: 0.05\n", 1))
     out = sh("dvc", "repro", cwd=repo).stdout
@@ -112,8 +112,11 @@ def test_changing_epsilon_reruns_only_what_reads_it(repo):
     headline = json.loads((repo / "metrics/headline.json").read_text())
     assert headline["epsilon"] == 0.05
     assert 0 <= headline["epoch_1"]["hardened"]["fgsm_accuracy_transfer"] <= 1
-    assert 0 <= headline["epoch_1"]["hardened"]["pgd_accuracy_whitebox"] <= 1  # PGD attacked at 0.05 too
-    assert "pgd_accuracy_ci95" in headline["epoch_1"]["original"]
+    assert "fgsm_accuracy_ci95" in headline["epoch_1"]["original"]
+    # PGD runs once, in evaluate, on attack.pgd_epsilons ([0.1]): none at 0.05, and the output says so
+    assert "pgd_accuracy_whitebox" not in headline["epoch_1"]["hardened"]
+    assert "not in attack.pgd_epsilons" in out
+    assert "it is not in attack.pgd_epsilons" in (repo / "report/report.md").read_text()
 
 
 def test_layer_and_kernel_stability_in_the_metrics(repo):

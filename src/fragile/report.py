@@ -466,8 +466,8 @@ def masking_paragraph(inputs: ReportInputs) -> str:
             continue
         fgsm = f"FGSM {_signed_pp(g['fgsm_whitebox'], g.get('fgsm_whitebox_ci95'))}"
         if "pgd_whitebox" not in g:
-            lines.append(f"- epoch {ep}: {fgsm}; no PGD at this ε (attack.pgd_epsilons is empty), so gradient "
-                         "masking cannot be ruled out.")
+            lines.append(f"- epoch {ep}: {fgsm}; no PGD at this ε (it is not in attack.pgd_epsilons), so "
+                         "gradient masking cannot be ruled out.")
             continue
         pgd = f"PGD {_signed_pp(g['pgd_whitebox'], g.get('pgd_whitebox_ci95'))}"
         if g["gradient_masking"]:
