@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]'
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile --no-deps 'torchattacks>=3.5,<4'
+	# Bytecode once, on every core: where PYTHONDONTWRITEBYTECODE is set, imports never cache it, and
+	# each stage process would recompile torch's modules (seconds per process). One torch test file
+	# is Python 3.12-only syntax.
+	$(VENV)/bin/python -m compileall -q -j 0 -x 'py312_intrinsics' $(VENV)/lib/python*/site-packages
 	touch $(STAMP)
 
 repro: $(STAMP)
