@@ -66,7 +66,7 @@ def main(
     metrics: Path = typer.Option(Path("metrics/headline.json"), help="Headline metrics JSON (dvc metrics)."),
     plots_dir: Path = typer.Option(Path("plots"), "--plots", help="Folder for the combined plot data (dvc plots)."),
     params: Path = typer.Option(Path("params.yaml"), help="Params file (reads epsilon, seed, train.checkpoints, "
-                                "evaluate.*, analysis.*)."),
+                                "evaluate.*, analysis.layer, analysis.bootstrap)."),
 ) -> None:
     """Collect the headline numbers at `epsilon` for every checkpoint."""
     p = load_params(params)

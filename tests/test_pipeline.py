@@ -84,6 +84,12 @@ def test_attack_curve_and_hardened_checkpoint(repo):
     curve = pd.read_csv(repo / "results/attack/epoch_1.csv")
     assert curve["epsilon"].tolist() == [0.0, 0.1, 0.2]
     assert curve["targeting_pct"].iloc[0] == 0  # ε = 0 moves no kernel
+    # PGD next to FGSM on the same examples: attack_target's PGD on the original is evaluate's
+    attack = json.loads((repo / "results/attack/epoch_1.json").read_text())
+    evaluate = json.loads((repo / "results/evaluate/epoch_1.json").read_text())
+    assert attack["pgd"]["epsilons"] == [0.1] and attack["pgd"]["steps"] == 3
+    assert attack["pgd"]["accuracy"][0] == evaluate["pgd"]["original"]["correct"][0] / evaluate["examples"]
+    assert 0 <= attack["pgd"]["accuracy"][0] <= curve["accuracy"].iloc[1]  # PGD at least as strong as FGSM here
     original = models.load(repo / "models/original/epoch_1.pt")
     hardened = models.load(repo / "models/hardened/epoch_1.pt")
     assert not torch.equal(original.net.conv1.weight, hardened.net.conv1.weight)
