@@ -22,13 +22,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)  # two workers on two cores: one thread each, not four threads fighting
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        for fixture in getattr(item, "fixturenames", ()):
-            if fixture in SHARED_BUILDS:
-                item.add_marker(pytest.mark.xdist_group(SHARED_BUILDS[fixture]))
-                break
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Marked as each test is collected: xdist turns the marks into groups in its own
+    pytest_collection_modifyitems, which runs before a conftest's."""
+    for fixture in getattr(item, "fixturenames", ()):
+        if fixture in SHARED_BUILDS:
+            item.add_marker(pytest.mark.xdist_group(SHARED_BUILDS[fixture]))
+            break
 
 
 @pytest.fixture
