@@ -101,10 +101,12 @@ def render(f: dict[str, Any]) -> str:
         "",
         "## 4. Training throughput",
         "",
-        f"One epoch of {tr['images']} training images in batches of {tr['batch_size']} (the first "
-        "images of the prepared train split), CPU, float32. Train stage: `stages.train.main` in-process "
-        "(DVCLive, progress bar, checkpoint, validation pass). Bare loop: the same model, batches, order "
-        "and SGD, then the same validation pass, no logging; its training steps alone are the second ratio.",
+        f"The default run's training: {tr['epochs']} epochs of {tr['images']} training images (the first "
+        f"images of the prepared train split) in batches of {tr['batch_size']}, checkpoints after epochs "
+        f"{', '.join(map(str, tr['checkpoints']))}, CPU, float32. Train stage: `stages.train.main` in-process "
+        "(DVCLive, progress bar, checkpoints, resume state, a validation pass per epoch). Bare loop: the same "
+        "model, batches, order, SGD and scheduler, the same validation pass per epoch, no logging or files; "
+        "its training steps alone are the second ratio.",
         "",
         "| case | images/s min / median / max |",
         "|---|---|",

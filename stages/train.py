@@ -16,6 +16,7 @@ import typer
 
 from fragile import distributed, models, resume, training
 from fragile.atomic import write_json
+from fragile.background import ordered_writes
 from fragile.data import MANIFEST, load_split, read_manifest
 from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
@@ -101,7 +102,10 @@ def main(
     # DVC deletes dvclive/train with the other outputs before a rerun, so the metrics of the
     # epochs already done are logged again from the resume state: the files end up the same
     # as an uninterrupted run's, and the step count continues at the resumed epoch.
-    with Live(dir=str(live), save_dvc_exp=False, dvcyaml=None) if ctx.is_main else contextlib.nullcontext() as logger:
+    # Checkpoints and resume states are copied at the epoch's end and written in the
+    # background, in order, while the next epoch trains; the block ends when all are on disk.
+    live_logger = Live(dir=str(live), save_dvc_exp=False, dvcyaml=None) if ctx.is_main else contextlib.nullcontext()
+    with live_logger as logger, ordered_writes() as later:
         for past in history:
             log_epoch(logger, EpochMetrics(**past))
         for m in train_epochs(
@@ -116,13 +120,15 @@ def main(
                 f"epoch {m.epoch}/{p.train.epochs}: train loss {m.train_loss:.4f} acc {m.train_accuracy:.4f}"
                 f" | val loss {m.val_loss:.4f} acc {m.val_accuracy:.4f}"
             )
+            path = checkpoint_path(models_dir, m.epoch)
             if m.epoch in p.train.checkpoints:
-                path = checkpoint_path(models_dir, m.epoch)
-                models.save(path, model, {**meta, "epoch": m.epoch})
-                folder.keep_checkpoint(path)
+                later.submit(models.write_snapshot, path, models.snapshot(model, {**meta, "epoch": m.epoch}))
             history.append(m.as_dict())
-            # Written last: a state for epoch N implies its checkpoints are already kept.
-            folder.save(fingerprint, m.epoch, model, optimizer, scheduler, history)
+            if m.epoch < p.train.epochs:  # after the last epoch the state would only be removed
+                if m.epoch in p.train.checkpoints:
+                    later.submit(folder.keep_checkpoint, path)
+                # Written last: a state for epoch N implies its checkpoints are already kept.
+                later.submit(folder.write, folder.snapshot(fingerprint, m.epoch, model, optimizer, scheduler, history))
     if ctx.is_main:
         folder.clear()
 

@@ -145,9 +145,10 @@ def test_a_state_from_other_params_is_ignored_and_the_message_says_why(tmp_path,
     assert "epoch 1/2:" in out
 
     shutil.rmtree(tmp_path / "models")
+    # The last epoch writes no state (it would be removed at once): the kept one is epoch 1's.
     out = _train(tmp_path, _params(tmp_path / "b.yaml", lr=0.1), capsys)
-    assert "resuming from epoch 2" in out and "epoch_1.pt, epoch_2.pt restored" in out
-    assert "epoch 1/2:" not in out and "epoch 2/2:" not in out
+    assert "resuming from epoch 1" in out and "epoch_1.pt restored" in out
+    assert "epoch 1/2:" not in out and "epoch 2/2:" in out
     assert (tmp_path / "models/epoch_1.pt").is_file() and (tmp_path / "models/epoch_2.pt").is_file()
 
 
@@ -191,6 +192,49 @@ def test_a_damaged_or_untrusted_state_is_ignored_with_a_reason(tmp_path, monkeyp
     assert state is None and why.startswith(f"ignoring {folder.state_file}: ")
     assert ("refused" in why) == (damage == "pickled code")
     assert not (tmp_path / "PWNED").exists()
+
+
+def _small_training_state():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()  # a momentum buffer to save
+    return model, optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=3)
+
+
+def test_a_snapshot_written_later_is_the_state_at_its_time(tmp_path):
+    """The train stage writes the snapshot in the background while the next epoch trains."""
+    folder = resume.ResumeFolder(tmp_path / "state")
+    fingerprint = resume.Fingerprint({"seed": 0}, "d", "c")
+    model, optimizer, scheduler = _small_training_state()
+    weight = model.weight.detach().clone()
+    momentum = optimizer.state[model.weight]["momentum_buffer"].clone()
+    rng = torch.get_rng_state()
+    history = [{"epoch": 1}]
+    snapshot = folder.snapshot(fingerprint, 1, model, optimizer, scheduler, history)
+    # Training goes on, changing the tensors in place, drawing random numbers, adding history.
+    with torch.no_grad():
+        model.weight.add_(1.0)
+        optimizer.state[model.weight]["momentum_buffer"].mul_(0)
+    torch.rand(10)
+    history.append({"epoch": 2})
+    folder.write(snapshot)
+    state, why = folder.load(fingerprint)
+    assert why is None and state.epoch == 1 and state.history == [{"epoch": 1}]
+    assert torch.equal(state.model["weight"], weight)
+    assert torch.equal(state.optimizer["state"][0]["momentum_buffer"], momentum)
+    assert torch.equal(state.rng["torch"], rng)
+
+
+def test_a_kept_checkpoint_survives_the_original_being_deleted(tmp_path):
+    checkpoint = tmp_path / "models" / "epoch_1.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"weights")
+    folder = resume.ResumeFolder(tmp_path / "state")
+    folder.keep_checkpoint(checkpoint)
+    checkpoint.unlink()  # DVC removes a stage's outputs before it reruns it
+    assert folder.restore_checkpoints(["epoch_1.pt"], checkpoint.parent) == [checkpoint]
+    assert checkpoint.read_bytes() == b"weights"
 
 
 def test_rng_states_round_trip():

@@ -78,16 +78,29 @@ def build(
 
 def save(path: str | os.PathLike[str], model: FragileNet, meta: dict[str, Any]) -> None:
     """Write a checkpoint atomically: state_dict plus the metadata needed to rebuild it."""
-    write_checkpoint(path, {**meta, "state_dict": model.state_dict()})
+    write_snapshot(path, snapshot(model, meta))
+
+
+def snapshot(model: FragileNet, meta: dict[str, Any]) -> dict[str, Any]:
+    """`model`'s checkpoint as it is now, tensors copied: training may go on while
+    `write_snapshot` writes it."""
+    return _payload({**meta, "state_dict": model.state_dict()})
 
 
 def write_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
     """Write a checkpoint dict atomically, with byte-identical output for identical content."""
-    payload = {
+    write_snapshot(path, _payload(checkpoint))
+
+
+def _payload(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    return {
         **{k: v for k, v in checkpoint.items() if k != "state_dict"},
         "format": CHECKPOINT_FORMAT,
         "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in checkpoint["state_dict"].items()},
     }
+
+
+def write_snapshot(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         # Saving through a file object fixes the archive's inner name ("archive"); saving to a
         # path would embed the random temporary file name and change the bytes on every run.

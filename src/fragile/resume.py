@@ -2,13 +2,14 @@
 
 DVC deletes a stage's outputs (models/original/, dvclive/train/) before it reruns the
 stage, so the state lives in a folder that DVC does not manage and git and DVC ignore
-(`.fragile/resume/train/` by default). After every epoch it holds:
+(`.fragile/resume/train/` by default). After every epoch but the last (when training ends
+the folder is removed) it holds:
 
 - `state.pt`: model, optimizer and scheduler state dicts, the last completed epoch, the
   torch/CUDA/numpy/python RNG states, the metrics of every completed epoch (so DVCLive's
   files can be rewritten) and a fingerprint of everything that determines training;
-- `epoch_<N>.pt`: a copy of every checkpoint saved so far, put back into models/original/
-  on resume (DVC has deleted them).
+- `epoch_<N>.pt`: a hard link to (or a copy of) every checkpoint saved so far, put back
+  into models/original/ on resume (DVC has deleted them).
 
 The data order is not stored: epoch e's order is `epoch_order(seed, e)`, a pure function
 of the seed (in the fingerprint) and the epoch. Everything is read with
@@ -17,6 +18,7 @@ of the seed (in the fingerprint) and the epoch. Everything is read with
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -139,7 +141,19 @@ class ResumeFolder:
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         history: list[dict[str, float]],
     ) -> None:
-        payload = {
+        self.write(self.snapshot(fingerprint, epoch, model, optimizer, scheduler, history))
+
+    @staticmethod
+    def snapshot(
+        fingerprint: Fingerprint,
+        epoch: int,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        history: list[dict[str, float]],
+    ) -> dict[str, Any]:
+        """The state as it is now, copied: training may go on changing it while `write` runs."""
+        return copy.deepcopy({
             "format": STATE_FORMAT,
             "fingerprint": fingerprint.digest,
             "fingerprint_inputs": fingerprint.as_dict(),
@@ -149,15 +163,25 @@ class ResumeFolder:
             "scheduler": scheduler.state_dict(),
             "rng": capture_rng(),
             "history": history,
-        }
+        })
+
+    def write(self, snapshot: dict[str, Any]) -> None:
         with atomic_path(self.state_file) as tmp:
             with open(tmp, "wb") as fh:
-                torch.save(payload, fh)
+                torch.save(snapshot, fh)
 
     def keep_checkpoint(self, checkpoint: Path) -> None:
-        """Copy a checkpoint just saved into the folder (DVC deletes the original on rerun)."""
+        """Keep a checkpoint just saved in the folder (DVC deletes the original on rerun).
+
+        A hard link costs no copy and is safe: checkpoints are replaced by rename, never
+        rewritten in place. Where links are not possible (another filesystem), a copy.
+        """
         with atomic_path(self.checkpoint(checkpoint.name)) as tmp:
-            shutil.copyfile(checkpoint, tmp)
+            tmp.unlink()
+            try:
+                os.link(checkpoint, tmp)
+            except OSError:
+                shutil.copyfile(checkpoint, tmp)
 
     def restore_checkpoints(self, names: list[str], models_dir: Path) -> list[Path]:
         """Put the kept checkpoints back into models_dir; a missing one means the state is unusable."""
