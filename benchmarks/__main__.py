@@ -59,6 +59,8 @@ def main() -> None:
         trained = ROOT / "models" / "original" / f"epoch_{params.train.checkpoints[-1]}.pt"
         data = ROOT / "data" / "prepared"
         own_outputs = trained.exists() and (data / "manifest.json").exists()
+        if args.quick and not own_outputs:  # item 5 is what trains a model when there is none
+            raise SystemExit(f"error: --quick needs the pipeline's {trained.relative_to(ROOT)}; run `dvc repro` first")
         memory_run = None if args.quick else pool.submit(_memory, scratch)
         if memory_run is not None and not (args.concurrent_memory and own_outputs):
             memory_run.result()  # item 5 first, alone (and its checkpoint may be the one we need)

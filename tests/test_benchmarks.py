@@ -63,3 +63,23 @@ def test_peak_rss_is_the_childs_own(tmp_path):
     assert big - small > 250 * 2**20
     with pytest.raises(RuntimeError, match="failed"):
         run_measured([sys.executable, "-c", "raise SystemExit(3)"], tmp_path)
+
+
+def test_the_training_benchmark_runs_the_stage_and_the_bare_loop_on_the_same_batches(tmp_path, monkeypatch):
+    from benchmarks import training
+    from fragile.data import Split, write_prepared
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)  # DVCLive looks for a DVC repo from the working directory
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> Split:
+        return Split(rng.integers(0, 256, (n, 1, 16, 16), dtype=np.uint8), (np.arange(n) % 4).astype(np.int64))
+
+    write_prepared(tmp_path / "data", {"train": split(20), "val": split(8), "test": split(8)}, 4, "synthetic")
+    (tmp_path / "params.yaml").write_text("train: {epochs: 2, checkpoints: [1, 2], batch_size: 8}\n")
+    result = training.run(tmp_path / "data", tmp_path / "params.yaml", images=0, repeats=1)
+    assert (result["images"], result["epochs"], result["checkpoints"]) == (20, 2, [1, 2])
+    # 2 full batches of 8 per epoch, over 2 epochs; one timing per case and a ratio from them.
+    assert result["images_per_s"]["train stage"][0] == 32 / result["times"]["train stage"][0]
+    assert [len(r.values) for r in result["ratios"]] == [1, 1]
