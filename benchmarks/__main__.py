@@ -13,7 +13,7 @@ import torch
 
 from benchmarks import memory, ranking, sweep, training
 from benchmarks.report import render
-from benchmarks.timing import load_average, machine
+from benchmarks.timing import CpuClock, load_average, machine
 from fragile import models
 from fragile.atomic import write_text
 from fragile.data import load_split
@@ -49,7 +49,7 @@ def main() -> None:
         args.repeats, args.train_images = 1, 128
         args.out = args.out if "--out" in " ".join(__import__("sys").argv) else None
     sizes = {"rank": 32, "sweep": 64} if args.quick else {"rank": args.rank_examples, "sweep": args.sweep_examples}
-    started = time.perf_counter()
+    started, clock = time.perf_counter(), CpuClock.now()
     facts: dict[str, object] = {"machine": machine(), "date": datetime.datetime.now(datetime.UTC).isoformat(
         timespec="seconds"), "repeats": args.repeats, "load_before": load_average(),
         "command": "python -m benchmarks " + " ".join(__import__("sys").argv[1:])}
@@ -90,6 +90,7 @@ def main() -> None:
         facts["stage_peaks"], facts["paper_peak"] = memory_run.result() if memory_run else ([], None)
     facts["memory_concurrent"] = bool(args.concurrent_memory and own_outputs and not args.quick)
     facts["load_after"] = load_average()
+    facts["others_cpu_share"] = clock.others_share(CpuClock.now())
     facts["total_s"] = time.perf_counter() - started
     text = render(facts)
     if args.out is not None:

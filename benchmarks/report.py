@@ -7,6 +7,7 @@ from typing import Any
 from benchmarks.timing import Ratio, seconds_cell
 
 GIB = 1024**3
+OTHERS_NOISY = 0.10  # above this share of the CPU taken by other processes, the timings are flagged
 LIMIT = 8 * GIB
 
 
@@ -28,9 +29,19 @@ def _paper(peak: Any) -> str:
             f"{peak.rss_bytes / 2**20:.0f} MiB in {peak.seconds:.0f} s — {verdict} the 8 GiB limit.")
 
 
+def _others_line(share: float | None) -> str:
+    if share is None:
+        return "- other processes' CPU use: not measured (no /proc/stat)"
+    line = f"- other processes' CPU use during the run: {share:.1%} of the machine's CPU time"
+    if share > OTHERS_NOISY:
+        return line + (" — **the timings were taken under load**, so they are noisy; the interleaving "
+                       "keeps the ratios fair, not the absolute times")
+    return line + " (an otherwise idle machine)"
+
+
 def render(f: dict[str, Any]) -> str:
     m = f["machine"]
-    loaded = max(f["load_before"], f["load_after"]) > 1.5
+    others = f.get("others_cpu_share")
     rk, sw, tr = f["ranking"], f["sweep"], f["training"]
     all_ratios = sw["ratios"] + rk["ratios"] + tr["ratios"]
     out = [
@@ -45,9 +56,9 @@ def render(f: dict[str, Any]) -> str:
         "## Machine",
         "",
         *[f"- {key}: {value}" for key, value in m.items() if key != "load"],
-        f"- 1-minute load average: {f['load_before']:.2f} before, {f['load_after']:.2f} after"
-        + (" — **the timings were taken under load** (other processes shared the cores), so they are "
-           "noisy; the interleaving keeps the ratios fair, not the absolute times" if loaded else ""),
+        f"- 1-minute load average: {f['load_before']:.2f} before, {f['load_after']:.2f} after (the benchmark's "
+        "own threads count in it)",
+        _others_line(others),
         "- no GPU: every number below is CPU; the CUDA path of the train stage (bf16 autocast, "
         "channels_last) is implemented but was not measured" if m["gpu"].startswith("none") else
         f"- GPU: {m['gpu']}",

@@ -90,3 +90,42 @@ def machine() -> dict[str, str]:
 
 def load_average() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """CPU seconds used by the whole machine and by this process with its children, so a run
+    can tell how much of the machine other processes took. (The load average cannot: the
+    benchmark's own threads raise it.)"""
+
+    machine_busy: float
+    ours: float
+    wall: float
+
+    @classmethod
+    def now(cls) -> CpuClock:
+        import resource
+
+        own = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                  for field in ("ru_utime", "ru_stime"))
+        return cls(_machine_busy_seconds(), own, time.monotonic())
+
+    def others_share(self, later: CpuClock) -> float | None:
+        """Share of the machine's CPU capacity that other processes used between two readings
+        (None where /proc/stat is not there)."""
+        if self.machine_busy < 0 or later.machine_busy < 0 or later.wall <= self.wall:
+            return None
+        others = (later.machine_busy - self.machine_busy) - (later.ours - self.ours)
+        return max(0.0, others) / ((later.wall - self.wall) * (os.cpu_count() or 1))
+
+
+def _machine_busy_seconds() -> float:
+    """Busy CPU seconds of all cores since boot from /proc/stat (-1 elsewhere): every state but
+    idle and iowait."""
+    try:
+        with open("/proc/stat", encoding="utf-8") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return -1.0
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")

@@ -83,3 +83,28 @@ def test_the_training_benchmark_runs_the_stage_and_the_bare_loop_on_the_same_bat
     # 2 full batches of 8 per epoch, over 2 epochs; one timing per case and a ratio from them.
     assert result["images_per_s"]["train stage"][0] == 32 / result["times"]["train stage"][0]
     assert [len(r.values) for r in result["ratios"]] == [1, 1]
+
+
+def test_other_processes_share_of_the_cpu_leaves_out_our_own_use(monkeypatch):
+    from benchmarks.timing import CpuClock
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    # 10 busy seconds on the machine in 5 s of wall time, 4 of them ours: 6 / (5 s × 2 cores).
+    assert CpuClock(100.0, 2.0, 0.0).others_share(CpuClock(110.0, 6.0, 5.0)) == 0.6
+    assert CpuClock(100.0, 2.0, 0.0).others_share(CpuClock(103.0, 6.0, 5.0)) == 0.0  # clock skew: not negative
+    assert CpuClock(-1.0, 0.0, 0.0).others_share(CpuClock(-1.0, 1.0, 1.0)) is None
+
+
+def test_the_cpu_clock_sees_this_process_burn_cpu():
+    import time as _time
+
+    from benchmarks.timing import CpuClock
+
+    first = CpuClock.now()
+    end = _time.process_time() + 0.3
+    while _time.process_time() < end:
+        pass
+    later = CpuClock.now()
+    assert later.ours - first.ours >= 0.29
+    # The machine's busy time includes ours (to the kernel's tick of 10 ms per reading).
+    assert later.machine_busy - first.machine_busy >= later.ours - first.ours - 0.05
