@@ -125,10 +125,12 @@ def main(
                 later.submit(models.write_snapshot, path, models.snapshot(model, {**meta, "epoch": m.epoch}))
             history.append(m.as_dict())
             if m.epoch < p.train.epochs:  # after the last epoch the state would only be removed
-                if m.epoch in p.train.checkpoints:
+                kept = path.name if m.epoch in p.train.checkpoints else None
+                if kept:
                     later.submit(folder.keep_checkpoint, path)
                 # Written last: a state for epoch N implies its checkpoints are already kept.
-                later.submit(folder.write, folder.snapshot(fingerprint, m.epoch, model, optimizer, scheduler, history))
+                later.submit(folder.write, folder.snapshot(fingerprint, m.epoch, model, optimizer, scheduler, history,
+                                                           weights_in=kept))
     if ctx.is_main:
         folder.clear()
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from fragile import resume
+from fragile import models, resume
 from fragile.data import Split, write_prepared
 from pipeline_repo import env, make_repo, sh
 
@@ -235,6 +235,27 @@ def test_a_kept_checkpoint_survives_the_original_being_deleted(tmp_path):
     checkpoint.unlink()  # DVC removes a stage's outputs before it reruns it
     assert folder.restore_checkpoints(["epoch_1.pt"], checkpoint.parent) == [checkpoint]
     assert checkpoint.read_bytes() == b"weights"
+
+
+def test_a_state_at_a_checkpoint_epoch_takes_its_weights_from_the_kept_checkpoint(tmp_path, tiny_model):
+    folder = resume.ResumeFolder(tmp_path / "state")
+    fingerprint = resume.Fingerprint({"seed": 0}, "d", "c")
+    optimizer = torch.optim.SGD(tiny_model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=3)
+    checkpoint = tmp_path / "models" / "epoch_1.pt"
+    models.save(checkpoint, tiny_model, {"arch": "resnet18", "epoch": 1})
+    folder.keep_checkpoint(checkpoint)
+    folder.write(folder.snapshot(fingerprint, 1, tiny_model, optimizer, scheduler, [], weights_in="epoch_1.pt"))
+    stored = torch.load(folder.state_file, weights_only=True)
+    assert "model" not in stored and stored["model_checkpoint"] == "epoch_1.pt"  # not stored twice
+    state, why = folder.load(fingerprint)
+    assert why is None
+    expected = tiny_model.state_dict()
+    assert state.model.keys() == expected.keys() and all(torch.equal(state.model[k], expected[k]) for k in expected)
+
+    folder.checkpoint("epoch_1.pt").unlink()
+    state, why = folder.load(fingerprint)
+    assert state is None and "the checkpoint holding its weights" in why and "epoch_1.pt" in why
 
 
 def test_rng_states_round_trip():

@@ -5,7 +5,8 @@ stage, so the state lives in a folder that DVC does not manage and git and DVC i
 (`.fragile/resume/train/` by default). After every epoch but the last (when training ends
 the folder is removed) it holds:
 
-- `state.pt`: model, optimizer and scheduler state dicts, the last completed epoch, the
+- `state.pt`: model (or, at an epoch with a checkpoint, the name of that checkpoint, which
+  holds the same weights), optimizer and scheduler state dicts, the last completed epoch, the
   torch/CUDA/numpy/python RNG states, the metrics of every completed epoch (so DVCLive's
   files can be rewritten) and a fingerprint of everything that determines training;
 - `epoch_<N>.pt`: a hard link to (or a copy of) every checkpoint saved so far, put back
@@ -151,14 +152,20 @@ class ResumeFolder:
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         history: list[dict[str, float]],
+        weights_in: str | None = None,
     ) -> dict[str, Any]:
-        """The state as it is now, copied: training may go on changing it while `write` runs."""
+        """The state as it is now, copied: training may go on changing it while `write` runs.
+
+        `weights_in` names a checkpoint of this epoch kept in the folder: the state then points
+        to its weights instead of storing them a second time.
+        """
+        weights = {"model_checkpoint": weights_in} if weights_in else {"model": model.state_dict()}
         return copy.deepcopy({
             "format": STATE_FORMAT,
             "fingerprint": fingerprint.digest,
             "fingerprint_inputs": fingerprint.as_dict(),
             "epoch": epoch,
-            "model": model.state_dict(),
+            **weights,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": capture_rng(),
@@ -216,10 +223,17 @@ class ResumeFolder:
             diffs = fingerprint.differences(payload.get("fingerprint_inputs") or {})
             what = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "") if diffs else "other settings"
             return None, f"ignoring {path}: it was saved for other params or data ({what})"
+        model = payload.get("model")
+        if model is None:
+            kept = self.checkpoint(str(payload.get("model_checkpoint")))
+            try:
+                model = torch.load(kept, map_location="cpu", weights_only=True)["state_dict"]
+            except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError):
+                return None, f"ignoring {path}: the checkpoint holding its weights ({kept}) is missing or unreadable"
         return (
             ResumeState(
                 epoch=int(payload["epoch"]),
-                model=payload["model"],
+                model=model,
                 optimizer=payload["optimizer"],
                 scheduler=payload["scheduler"],
                 rng=payload["rng"],
