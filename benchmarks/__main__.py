@@ -32,7 +32,7 @@ def _memory(scratch: Path) -> tuple[list[memory.Peak], memory.Peak]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per case, interleaved (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per case, interleaved (default 5)")
     parser.add_argument("--train-images", type=int, default=0,
                         help="training images per timed epoch (item 4; default 0: the whole train split)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
