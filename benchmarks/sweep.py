@@ -38,7 +38,7 @@ def torchattacks_curve(
                 result.clean_correct += int((model(images).argmax(1) == labels).sum())
             clean = outputs[-1]
             for i, attack in enumerate(attacks):
-                adv = attack(images, labels)
+                adv = batch_to(attack(images, labels), None)  # its output in the model's layout, as ours
                 outputs.clear()
                 with torch.no_grad():
                     result.correct[i] += int((model(adv).argmax(1) == labels).sum())

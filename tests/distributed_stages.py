@@ -27,6 +27,10 @@ def main(work: Path) -> None:
                        summary=out / "attack.json", params=params)
     evaluate.main(model=checkpoint, hardened=work / "single" / "models" / "epoch_2.pt", data=data,
                   sets=out / "rank.json", results=out / "evaluate.json", curves=out / "evaluate.csv", params=params)
+    # Leave together: a process that tears down gloo while the other still writes its outputs
+    # was seen to abort ("terminate called without an active exception").
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -61,3 +61,21 @@ def test_eval_mode_restores_eval(tiny_model):
     with eval_mode(tiny_model):
         pass
     assert not tiny_model.training
+
+
+def test_adversarial_images_keep_the_clean_images_layout(tiny_model):
+    """One channel: channels_last and contiguous strides both fit the data, and a layout taken
+    from the gradient would run the model on another kernel path than the clean pass."""
+    from fragile.devices import batch_to
+    from fragile.pgd import pgd
+
+    torch.manual_seed(0)
+    images, labels = batch_to(torch.rand(6, 1, 16, 16), None), torch.arange(6)
+    sign = gradient_sign(tiny_model, images, labels)
+    assert sign.stride() != images.stride()  # the case that needs care
+    for eps in (0.0, 0.1):
+        assert perturb(images, sign, eps).stride() == images.stride()
+        assert pgd(tiny_model, images, labels, eps, 2, generator=torch.Generator().manual_seed(0)).stride() == images.stride()
+    conv = lambda x: tiny_model.net.conv1(tiny_model.normalize(x))  # noqa: E731
+    with torch.no_grad():
+        assert torch.equal(conv(perturb(images, sign, 0.0)), conv(images))

@@ -179,7 +179,7 @@ def test_a_damaged_or_untrusted_state_is_ignored_with_a_reason(tmp_path, monkeyp
     model = torch.nn.Linear(3, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=3)
-    folder.save(fingerprint, 1, model, optimizer, scheduler, [])
+    folder.write(folder.snapshot(fingerprint, 1, model, optimizer, scheduler, []))
     assert folder.load(fingerprint)[0] is not None
     if damage == "truncated":
         folder.state_file.write_bytes(folder.state_file.read_bytes()[:300])

@@ -35,7 +35,19 @@ def gradient_sign(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) 
 
 
 def perturb(images: torch.Tensor, sign: torch.Tensor, epsilon: float) -> torch.Tensor:
-    return (images + epsilon * sign).clamp_(0.0, 1.0)
+    """clamp(x + ε·sign, 0, 1) in the memory layout of `images`."""
+    return torch.add(images, epsilon * sign, out=like(images)).clamp_(0.0, 1.0)
+
+
+def like(images: torch.Tensor) -> torch.Tensor:
+    """An empty tensor with the strides of `images` (channels_last from `batch_to`).
+
+    With one channel, channels_last and contiguous strides are both valid for the same data,
+    and arithmetic with a gradient (contiguous) takes the gradient's. The model would then run
+    another kernel path on the adversarial images than on the clean ones, rounding differently:
+    ε = 0 would not reproduce the clean pass, and the forward passes would be slower.
+    """
+    return torch.empty_like(images, memory_format=torch.preserve_format)
 
 
 def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fragile.attacks import gradient_sign
+from fragile.attacks import gradient_sign, like
 
 STEP_RULE = 2.5  # step = 2.5·ε/steps when no step is given (Madry et al.): the walk can cross the ball
 
@@ -41,8 +41,8 @@ def pgd(
     x = images.clone()
     if random_start:
         noise = torch.rand(images.shape, generator=generator, dtype=images.dtype)
-        x = torch.min(torch.max(x + (2 * noise.to(images.device) - 1) * epsilon, low), high)
+        x = torch.min(torch.max(x + (2 * noise.to(images.device) - 1) * epsilon, low), high, out=like(images))
     alpha = step_size(epsilon, steps, step)
     for _ in range(steps):
-        x = torch.min(torch.max(x + alpha * gradient_sign(model, x, labels), low), high)
+        x = torch.min(torch.max(x + alpha * gradient_sign(model, x, labels), low), high, out=like(images))
     return x

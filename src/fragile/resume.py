@@ -133,17 +133,6 @@ class ResumeFolder:
     def checkpoint(self, name: str) -> Path:
         return self.path / name
 
-    def save(
-        self,
-        fingerprint: Fingerprint,
-        epoch: int,
-        model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        history: list[dict[str, float]],
-    ) -> None:
-        self.write(self.snapshot(fingerprint, epoch, model, optimizer, scheduler, history))
-
     @staticmethod
     def snapshot(
         fingerprint: Fingerprint,
