@@ -243,7 +243,8 @@ def test_a_state_at_a_checkpoint_epoch_takes_its_weights_from_the_kept_checkpoin
     optimizer = torch.optim.SGD(tiny_model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=3)
     checkpoint = tmp_path / "models" / "epoch_1.pt"
-    models.save(checkpoint, tiny_model, {"arch": "resnet18", "epoch": 1})
+    models.save(checkpoint, tiny_model, {"arch": "resnet18", "num_classes": 10, "in_channels": 1, "mean": [0.5],
+                                         "std": [0.25], "stem": "imagenet", "epoch": 1})
     folder.keep_checkpoint(checkpoint)
     folder.write(folder.snapshot(fingerprint, 1, tiny_model, optimizer, scheduler, [], weights_in="epoch_1.pt"))
     stored = torch.load(folder.state_file, weights_only=True)

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 
 from fragile.atomic import atomic_path
+from fragile.errors import FragileError
+from fragile.models import read_checkpoint
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = 1
@@ -216,8 +218,8 @@ class ResumeFolder:
         if model is None:
             kept = self.checkpoint(str(payload.get("model_checkpoint")))
             try:
-                model = torch.load(kept, map_location="cpu", weights_only=True)["state_dict"]
-            except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError):
+                model = read_checkpoint(kept)["state_dict"]
+            except FragileError:
                 return None, f"ignoring {path}: the checkpoint holding its weights ({kept}) is missing or unreadable"
         return (
             ResumeState(
