@@ -28,9 +28,11 @@ $(STAMP): pyproject.toml
 repro: $(STAMP)
 	dvc repro
 
-# Two workers: most of the suite's time is stage processes importing torch (one core each).
-# Tests that share a built project carry an xdist_group mark, so each group stays on one worker.
+# Lint first ([tool.ruff] in pyproject.toml), then the tests on two workers: most of the suite's
+# time is stage processes importing torch (one core each). Tests that share a built project carry
+# an xdist_group mark, so each group stays on one worker.
 test: $(STAMP)
+	ruff check .
 	python -m pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)

@@ -12,10 +12,10 @@ import torchattacks
 
 from benchmarks.timing import Ratio, interleaved
 from fragile.attacks import eval_mode, gradient_sign, perturb
+from fragile.comparison import SweepResult
 from fragile.data import Split
 from fragile.devices import batch_to
 from fragile.models import FragileNet
-from fragile.comparison import SweepResult
 from fragile.sweep import fgsm_sweep
 from fragile.targeting import capture_output, kernel_distances, targets_fragile
 

@@ -8,10 +8,10 @@ import typer
 
 from fragile import distributed, models
 from fragile.atomic import write_json
+from fragile.comparison import comparison_counts, comparison_table, pgd_table
 from fragile.data import load_split, read_manifest
 from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
-from fragile.comparison import comparison_counts, comparison_table, pgd_table
 from fragile.evaluation import PgdSettings, compare
 from fragile.params import load_params
 from fragile.progress import progress_bar

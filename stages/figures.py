@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 from fragile import figures
 from fragile.atomic import atomic_dir
-from fragile.errors import reports_errors
 from fragile.comparison import comparison_from_counts, comparison_table
+from fragile.errors import reports_errors
 from fragile.params import load_params
 from fragile.results import read_result
 from fragile.tables import write_csv

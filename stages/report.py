@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from fragile.atomic import write_text
-from fragile.errors import FragileError, reports_errors
 from fragile.comparison import comparison_from_counts
+from fragile.errors import FragileError, reports_errors
 from fragile.figures import figure_names
 from fragile.params import load_params
 from fragile.report import ReportInputs, RunConfig, build_report

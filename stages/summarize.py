@@ -18,8 +18,8 @@ from typing import Any
 import typer
 
 from fragile.atomic import write_json
-from fragile.errors import FragileError, reports_errors
 from fragile.comparison import Comparison, comparison_from_counts
+from fragile.errors import FragileError, reports_errors
 from fragile.params import Params, load_params
 from fragile.results import read_result as _read
 from fragile.summary import accuracy_series, headline, kernel_drop_series, kernel_stability, targeting_series

@@ -66,9 +66,10 @@ def test_peak_rss_is_the_childs_own(tmp_path):
 
 
 def test_the_training_benchmark_runs_the_stage_and_the_bare_loop_on_the_same_batches(tmp_path, monkeypatch):
+    import numpy as np
+
     from benchmarks import training
     from fragile.data import Split, write_prepared
-    import numpy as np
 
     monkeypatch.chdir(tmp_path)  # DVCLive looks for a DVC repo from the working directory
     rng = np.random.default_rng(0)

@@ -8,8 +8,8 @@ from PIL import Image
 
 import fake_results as fake
 from fragile import figures
-from fragile.errors import FragileError
 from fragile.comparison import comparison_from_counts
+from fragile.errors import FragileError
 from stages import figures as figures_stage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

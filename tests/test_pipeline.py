@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from fragile import models
 from conftest import copy_repo
+from fragile import models
 from pipeline_repo import sh
 
 

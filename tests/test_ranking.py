@@ -132,6 +132,7 @@ def test_comparison_with_the_exact_ranking():
 
 from fragile.ranking import rank_layer  # noqa: E402
 
+
 @pytest.mark.parametrize(("layer", "drop"), [("layer2.0.conv2", "activation"), ("layer2.0.downsample.0", "weight")])
 def test_deeper_layer_ranking_equals_zeroing_each_channel_with_a_hook(tiny_model, tiny_split, layer, drop):
     """The reference is `rank_by_hooks`'s per-kernel hook (whole network from the input), for

@@ -69,7 +69,7 @@ def test_the_papers_numbers_are_labelled_and_a_different_configuration_is_not_co
     for published in ("75.87%", "58.88%", "99.42%", "79.4%", "37%", "≈89%"):
         assert published in text
     assert "paper (published)" in text
-    line = next(l for l in text.splitlines() if l.startswith("**Does this run agree with the paper?**"))
+    line = next(s for s in text.splitlines() if s.startswith("**Does this run agree with the paper?**"))
     assert "Not comparable" in line and "resnet18" in line and "mnist5k" in line
     assert "not comparable: architecture, dataset, epochs differ" in text
     assert "mnist5k (a 5,000-digit MNIST subset) vs MNIST" in text
@@ -84,7 +84,7 @@ def test_a_matching_configuration_is_compared_within_sampling_error():
         counts[name] = {k: v[:2] if isinstance(v, list) else v for k, v in counts[name].items()}
     text = build_report(inputs(config, (100,), attacks={100: attack},
                                comparisons={100: comparison_from_counts(counts)}))
-    line = next(l for l in text.splitlines() if l.startswith("**Does this run agree with the paper?**"))
+    line = next(s for s in text.splitlines() if s.startswith("**Does this run agree with the paper?**"))
     assert "clean accuracy agrees" in line  # 76.0% vs 75.87%, 2 SE ≈ 2.7 pp
     assert "FGSM accuracy at ε = 0.01 disagrees" in line  # 50.0% vs 58.88%
     assert "-8.9 pp" in text
@@ -151,9 +151,8 @@ def test_the_stage_needs_the_figures_first(tmp_path, capsys):
 
 def _with_pgd(epochs: tuple[int, ...] = EPOCHS, resamples: int = 200) -> dict:
     """Report inputs whose evaluate results hold per-example outcomes and PGD (test_summary's)."""
-    from test_summary import comparison as masked
-
     from fragile.summary import headline
+    from test_summary import comparison as masked
 
     comparisons = {1: masked(hardened_fgsm=60, hardened_pgd=20), 2: masked(hardened_fgsm=60, hardened_pgd=40)}
     return dict(comparisons=comparisons, bootstrap=resamples,

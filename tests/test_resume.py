@@ -140,7 +140,7 @@ def test_a_state_from_other_params_is_ignored_and_the_message_says_why(tmp_path,
     assert (tmp_path / "state" / resume.STATE_FILE).is_file()
 
     out = _train(tmp_path, _params(tmp_path / "b.yaml", lr=0.1), capsys)
-    line = next(l for l in out.splitlines() if l.startswith("ignoring"))
+    line = next(s for s in out.splitlines() if s.startswith("ignoring"))
     assert "saved for other params or data (train.lr 0.05 -> 0.1); training from epoch 1" in line
     assert "epoch 1/2:" in out
 

@@ -3,8 +3,15 @@ from __future__ import annotations
 import pytest
 
 from fragile.comparison import Comparison, SweepResult
-from fragile.summary import (GAIN_MARGIN, accuracy_series, fragile_persistence, headline, is_gain, kernel_stability,
-                             targeting_series)
+from fragile.summary import (
+    GAIN_MARGIN,
+    accuracy_series,
+    fragile_persistence,
+    headline,
+    is_gain,
+    kernel_stability,
+    targeting_series,
+)
 
 N = 100
 SETS = {"fragile": [0, 1], "null": [2, 3, 4]}

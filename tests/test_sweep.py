@@ -3,8 +3,8 @@ from __future__ import annotations
 import torch
 
 from fragile.attacks import fgsm
-from fragile.pgd import pgd
 from fragile.data import Split
+from fragile.pgd import pgd
 from fragile.sweep import batch_seed, fgsm_sweep, pgd_sweep
 from fragile.targeting import kernel_distances, targets_fragile
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-
 FLAG_KINDS = ("correct", "targeted", "targeted_relative")
 
 

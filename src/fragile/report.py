@@ -347,7 +347,7 @@ def _accuracy_section(inputs: ReportInputs) -> str:
         + _ci_note(inputs) + "\n\n"
         + markdown_table(["ε"] + [f"epoch {ep}" for ep in epochs], rows)
         + "\n\n## Targeting: examples whose attack concentrates on S (Algorithm 1, original model)\n\n"
-        + f"Algorithm 1 on absolute distances d_k (the paper) and on relative ones, d_k / ‖f(x)_k‖ "
+        + "Algorithm 1 on absolute distances d_k (the paper) and on relative ones, d_k / ‖f(x)_k‖ "
         + f"(attack.distance = {chosen} feeds attack_target's curve). {RELATIVE_WHY}\n\n"
         + markdown_table(header, targeting)
     )

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-
 DISTANCES = ("absolute", "relative")
 
 
