@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fragile.attacks import eval_mode, fgsm, gradient_sign, perturb
@@ -56,11 +57,15 @@ def test_attack_runs_in_eval_mode_and_restores_the_mode(tiny_model, tiny_split):
     assert all(p.grad is None for p in tiny_model.parameters())
 
 
-def test_eval_mode_restores_eval(tiny_model):
-    tiny_model.eval()
+@pytest.mark.parametrize("training", [True, False])
+def test_eval_mode_is_eval_inside_and_restores_the_callers_mode(tiny_model, training):
+    tiny_model.train(training)
     with eval_mode(tiny_model):
-        pass
-    assert not tiny_model.training
+        assert not any(m.training for m in tiny_model.modules())
+    assert all(m.training == training for m in tiny_model.modules())
+    with pytest.raises(RuntimeError), eval_mode(tiny_model):
+        raise RuntimeError("an attack that fails midway")
+    assert all(m.training == training for m in tiny_model.modules())
 
 
 def test_adversarial_images_keep_the_clean_images_layout(tiny_model):
