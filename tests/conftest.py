@@ -59,11 +59,14 @@ def tiny_split() -> Split:
 def reproduced_repo(tmp_path_factory) -> Path:
     """A tiny project repo after one real `dvc repro`, built once per test session.
 
-    Tests that change it must work on a copy (`repo_copy`)."""
-    from pipeline_repo import make_repo, sh
+    Tests that change it must work on a copy (`repo_copy`). Its stage processes ran under the
+    open-audit hook: `pipeline_repo.audit_log(path)` holds the files each one read
+    (tests/test_dvc_deps.py)."""
+    from pipeline_repo import audit_log, audited_env, make_repo, sh
 
     path = make_repo(tmp_path_factory.mktemp("reproduced") / "repo")
-    sh("dvc", "repro", cwd=path)
+    audit_log(path).mkdir()
+    sh("dvc", "repro", cwd=path, environ=audited_env(path, audit_log(path)))
     sh("git", "add", "-A", cwd=path)
     sh("git", "commit", "-qm", "reproduce the tiny pipeline", cwd=path)
     return path

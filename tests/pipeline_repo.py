@@ -12,6 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+AUDIT = Path(__file__).resolve().with_name("audit")  # sitecustomize.py: the open-audit hook
 
 TINY = {
     "seed": 0,
@@ -32,8 +33,25 @@ def env() -> dict[str, str]:
     return out
 
 
-def sh(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(list(args), cwd=cwd, env=env(), capture_output=True, text=True, timeout=900)
+def audited_env(repo: Path, log_dir: Path) -> dict[str, str]:
+    """env() for a run whose `fragile <stage>` processes log every file of `repo` they open for
+    reading to `log_dir` (tests/audit/sitecustomize.py) and run `repo`'s own copy of the code,
+    so that the modules they import are logged as files of `repo` too."""
+    out = env()
+    paths = [str(AUDIT), str(repo / "src"), str(repo), out.get("PYTHONPATH", "")]
+    out["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    out.update(FRAGILE_AUDIT_ROOT=str(repo), FRAGILE_AUDIT_LOG=str(log_dir))
+    return out
+
+
+def audit_log(repo: Path) -> Path:
+    """Where `reproduced_repo`'s audited `dvc repro` left its logs (next to the repo)."""
+    return repo.parent / "reads"
+
+
+def sh(*args: str, cwd: Path, check: bool = True,
+       environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(args), cwd=cwd, env=environ or env(), capture_output=True, text=True, timeout=900)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
