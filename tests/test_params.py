@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from fragile.errors import FragileError
+from fragile.masking import MIN_PGD_STEPS
 from fragile.params import Params, load_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +75,9 @@ def test_a_typo_names_the_key_and_the_closest_valid_one():
         ({"attack__pgd_epsilons": [1.5]}, r"attack.pgd_epsilons\[0\] must be in \[0, 1\]"),
         ({"attack__pgd_steps": 0}, "attack.pgd_steps must be > 0"),
         ({"attack__pgd_step_size": -0.01}, r"attack.pgd_step_size must be in \[0.0, 1.0\)"),
+        ({"attack__pgd_restarts": 0}, "attack.pgd_restarts must be > 0"),
+        ({"attack__sanity_epsilon": 0.3}, r"attack.sanity_epsilon must be 0 \(off\) or in \[0.5, 1\]"),
+        ({"attack__autoattack": "yes"}, "attack.autoattack must be true or false"),
         ({"analysis__bootstrap": -1}, "analysis.bootstrap must be >= 0"),
     ],
 )
@@ -96,3 +100,18 @@ def test_unreadable_params_file(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(FragileError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_the_pgd_grid_always_holds_the_headline_epsilon_and_the_sanity_epsilon():
+    params = params_from_dict(_with(epsilon=0.05, attack__pgd_epsilons=[0.1, 0.2]))
+    assert params.attack.pgd_grid(params.epsilon) == (0.05, 0.1, 0.2, 0.5)
+    assert params.attack.pgd_grid(0.1) == (0.1, 0.2, 0.5)  # no duplicate
+    assert params.attack.pgd_grid(0.05, sanity=False) == (0.05, 0.1, 0.2)
+    off = params_from_dict(_with(attack__pgd_epsilons=[], attack__sanity_epsilon=0))
+    assert off.attack.pgd_grid(off.epsilon) == (0.1,)
+
+
+def test_the_default_pgd_is_strong_enough_for_a_masking_verdict():
+    attack = Params().attack
+    assert attack.pgd_steps >= MIN_PGD_STEPS
+    assert (attack.pgd_restarts, attack.autoattack) == (1, False)

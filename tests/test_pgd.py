@@ -78,3 +78,49 @@ def test_without_random_start_it_matches_torchattacks_pgd(tiny_model, tiny_split
     theirs = torchattacks.PGD(tiny_model, eps=0.1, alpha=0.04, steps=2, random_start=False)(images, labels)
     ours = pgd(tiny_model, images, labels, 0.1, steps=2, step=0.04, random_start=False)
     assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+class _CoinFlip(torch.nn.Module):
+    """Class 1 wins where the (single) pixel exceeds 0.55, with zero gradient everywhere: PGD's
+    steps cannot move, so only its random start decides, as with a masked gradient."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pixel = x.flatten(1)[:, :1]
+        return torch.cat([pixel * 0, pixel * 0 + 10.0 * (pixel > 0.55)], dim=1)
+
+
+def test_an_example_is_robust_only_if_it_survives_every_restart():
+    n, eps, restarts = 400, 0.1, 4
+    images, labels = torch.full((n, 1, 1, 1), 0.5), torch.zeros(n, dtype=torch.long)
+    adv = pgd(_CoinFlip(), images, labels, eps, steps=2, generator=_generator(0), restarts=restarts)
+    robust = _CoinFlip()(adv).argmax(1) == labels
+    # Replay the starts: each restart draws one uniform per example still robust, in order.
+    replay, alive = _generator(0), torch.ones(n, dtype=torch.bool)
+    for _ in range(restarts):
+        start = 0.5 + (2 * torch.rand((int(alive.sum()), 1, 1, 1), generator=replay) - 1) * eps
+        alive[alive.clone()] = start.flatten() <= 0.55
+    assert torch.equal(robust, alive)
+    assert abs(robust.float().mean().item() - 0.75**restarts) < 0.08  # 0.32 expected, not 0.75
+
+
+def test_restarts_only_add_successful_attacks(tiny_model, tiny_split):
+    images, _ = _batch(tiny_split, 8)
+    with torch.no_grad():
+        labels = tiny_model(images).argmax(1)  # all correct when clean: every example is attacked
+    once = pgd(tiny_model, images, labels, 0.01, steps=2, generator=_generator(5))
+    assert torch.equal(once, pgd(tiny_model, images, labels, 0.01, steps=2, generator=_generator(5), restarts=1))
+    thrice = pgd(tiny_model, images, labels, 0.01, steps=2, generator=_generator(5), restarts=3)
+    with torch.no_grad():
+        robust_once = tiny_model(once).argmax(1) == labels
+        robust_thrice = tiny_model(thrice).argmax(1) == labels
+    assert robust_once.any()
+    assert not (robust_thrice & ~robust_once).any()  # the first restart is the single run
+    assert (thrice - images).abs().max() <= 0.01 + 1e-6 and thrice.min() >= 0 and thrice.max() <= 1
+
+
+def test_restarts_need_a_random_start():
+    images, labels = torch.full((2, 1, 1, 1), 0.5), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="random start"):
+        pgd(_CoinFlip(), images, labels, 0.1, steps=1, random_start=False, restarts=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        pgd(_CoinFlip(), images, labels, 0.1, steps=1, restarts=0)

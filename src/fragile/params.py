@@ -29,6 +29,7 @@ RANK_METHODS = ("ablation", "taylor")
 THRESHOLDS = ("truncate", "clamp")
 NORMS = ("spectral", "fro")
 DISTANCES = ("absolute", "relative")
+SANITY_EPSILON_MIN = 0.5  # fragile.sanity.LARGE_EPSILON: the chance-level bound holds from here on
 
 
 @dataclass(frozen=True)
@@ -129,9 +130,12 @@ class AttackParams:
     max_examples: int = 500
     batch_size: int = 250
     distance: str = "absolute"  # Algorithm 1's d_k: absolute (the paper) | relative (d_k / ‖f_L(x)_k‖)
-    pgd_epsilons: tuple[float, ...] = (0.1,)  # empty: no PGD
-    pgd_steps: int = 3
+    pgd_epsilons: tuple[float, ...] = (0.1,)  # the headline ε and sanity_epsilon are always added (pgd_grid)
+    pgd_steps: int = 10  # fewer than 10: the masking verdict is "not assessed"
     pgd_step_size: float = 0.0  # 0: 2.5·ε/pgd_steps (Madry et al.)
+    pgd_restarts: int = 1  # random restarts; an example is robust only if it survives every one
+    sanity_epsilon: float = 0.5  # PGD here must bring accuracy to chance level; 0: no such check
+    autoattack: bool = False  # also AutoAttack (torchattacks, standard L∞) at the headline ε
 
     def validate(self) -> None:
         if not self.epsilons:
@@ -143,6 +147,19 @@ class AttackParams:
         _epsilon_grid("attack.pgd_epsilons", self.pgd_epsilons)
         _positive("attack.pgd_steps", self.pgd_steps)
         _in_range("attack.pgd_step_size", self.pgd_step_size, 0.0, 1.0)
+        _positive("attack.pgd_restarts", self.pgd_restarts)
+        if self.sanity_epsilon != 0 and not SANITY_EPSILON_MIN <= self.sanity_epsilon <= 1:
+            raise FragileError(
+                f"attack.sanity_epsilon must be 0 (off) or in [{SANITY_EPSILON_MIN}, 1], where every image is "
+                f"within ε of uniform grey, got {self.sanity_epsilon}"
+            )
+
+    def pgd_grid(self, headline: float, sanity: bool = True) -> tuple[float, ...]:
+        """The ε at which PGD runs, increasing: attack.pgd_epsilons plus the headline ε (the
+        masking verdict needs PGD there) and, with `sanity`, sanity_epsilon when it is on (the
+        evaluation of both models needs it; a curve of one model need not pay for it)."""
+        extra = {headline} | ({self.sanity_epsilon} if sanity and self.sanity_epsilon else set())
+        return tuple(sorted(set(self.pgd_epsilons) | extra))
 
 
 @dataclass(frozen=True)
