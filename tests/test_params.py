@@ -115,3 +115,37 @@ def test_the_default_pgd_is_strong_enough_for_a_masking_verdict():
     attack = Params().attack
     assert attack.pgd_steps >= MIN_PGD_STEPS
     assert (attack.pgd_restarts, attack.autoattack) == (1, False)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"analysis__output": "relu6"}, r"analysis.output must be one of conv, bn, relu.*did you mean 'relu'"),
+        ({"analysis__output": 1}, "analysis.output must be a string"),
+        ({"analysis__significance": 0}, "analysis.significance must be strictly between 0 and 1"),
+        ({"analysis__significance": 1.5}, "analysis.significance must be strictly between 0 and 1"),
+        ({"analysis__chance_subsets": 10}, r"analysis.chance_subsets must be 0 .* or at least 20"),
+        ({"analysis__chance_subsets": 50, "analysis__significance": 0.01},
+         r"analysis.chance_subsets must be 0 .* or at least 100"),
+        ({"analysis__chance_subsets": 1000.0}, "analysis.chance_subsets must be an integer"),
+        ({"analysis__rank_bootstrap": -1}, "analysis.rank_bootstrap must be >= 0"),
+        ({"analysis__claim_tolerance": 1.0}, r"analysis.claim_tolerance must be in \[0.0, 1.0\)"),
+        ({"analysis__claim_tolerance": -0.1}, r"analysis.claim_tolerance must be in \[0.0, 1.0\)"),
+    ],
+)
+def test_bad_analysis_values_name_the_key(change, message):
+    with pytest.raises(FragileError, match=message):
+        params_from_dict(_with(**change))
+
+
+def test_the_analysis_outputs_are_the_readings_targeting_computes():
+    from fragile.params import OUTPUTS
+    from fragile.targeting import OUTPUTS as TARGETING_OUTPUTS
+
+    assert OUTPUTS == TARGETING_OUTPUTS
+
+
+def test_the_chance_baseline_and_ranking_bootstrap_can_be_turned_off():
+    params = params_from_dict(_with(analysis__chance_subsets=0, analysis__rank_bootstrap=0))
+    assert params.analysis.chance_subsets == 0 and params.analysis.rank_bootstrap == 0
+    assert params_from_dict(_with(analysis__chance_subsets=20)).analysis.chance_subsets == 20

@@ -30,6 +30,7 @@ THRESHOLDS = ("truncate", "clamp")
 NORMS = ("spectral", "fro")
 DISTANCES = ("absolute", "relative")
 SANITY_EPSILON_MIN = 0.5  # fragile.sanity.LARGE_EPSILON: the chance-level bound holds from here on
+OUTPUTS = ("conv", "bn", "relu")  # where Algorithm 1 reads the analysed conv (fragile.targeting.OUTPUTS)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,11 @@ class EvaluateParams:
 class AnalysisParams:
     layer: str = "conv1"  # a conv of the ResNet, by its torchvision module name
     bootstrap: int = 1000  # resamples for the 95% confidence intervals; 0: none
+    output: str = "conv"  # Algorithm 1 reads the conv's output (the paper) | after its BatchNorm | after BN + ReLU
+    chance_subsets: int = 1000  # random kernel sets of size |S| for Algorithm 1's chance baseline; 0: none
+    rank_bootstrap: int = 1000  # resamples of the ranking examples for each kernel's P(in S); 0: none
+    significance: float = 0.05  # α of every claim's verdict
+    claim_tolerance: float = 0.10  # how far (as a share) our value may sit from the paper's and still be "near"
 
     def validate(self) -> None:
         # Which names exist depends on model.arch; the stages check it against the model.
@@ -202,6 +208,21 @@ class AnalysisParams:
             )
         if self.bootstrap < 0:
             raise FragileError(f"analysis.bootstrap must be >= 0 (0 turns the intervals off), got {self.bootstrap}")
+        _choice("analysis.output", self.output, OUTPUTS)
+        if not 0 < self.significance < 1:
+            raise FragileError(f"analysis.significance must be strictly between 0 and 1, got {self.significance}")
+        # With R random sets the smallest p-value is 1/(1 + R): fewer could never be significant.
+        fewest = math.ceil(1 / self.significance)
+        if self.chance_subsets != 0 and self.chance_subsets < fewest:
+            raise FragileError(
+                f"analysis.chance_subsets must be 0 (no chance baseline) or at least {fewest}, so that its "
+                f"p-value can fall below analysis.significance ({self.significance}); got {self.chance_subsets}"
+            )
+        if self.rank_bootstrap < 0:
+            raise FragileError(
+                f"analysis.rank_bootstrap must be >= 0 (0 turns the ranking bootstrap off), got {self.rank_bootstrap}"
+            )
+        _in_range("analysis.claim_tolerance", self.claim_tolerance, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
