@@ -135,7 +135,23 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     required = ("arch", "num_classes", "in_channels", "mean", "std", "stem", "epoch", "state_dict")
     if not isinstance(payload, dict) or any(k not in payload for k in required):
         raise FragileError(f"{path} is not a fragile checkpoint (missing keys among {', '.join(required)})")
+    check_finite(payload["state_dict"], f"checkpoint {path}")
     return payload
+
+
+def check_finite(state_dict: dict[str, Any], what: str) -> None:
+    """Refuse weights holding NaN or ±inf, naming the first such tensor: analysed, they would
+    fail deep inside a later step (an SVD in harden) or give meaningless numbers."""
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise FragileError(f"{what} has a {type(value).__name__} under state_dict key {key!r}, not a tensor")
+        if value.is_floating_point() or value.is_complex():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise FragileError(
+                    f"{what} has {bad} non-finite value{'s' if bad > 1 else ''} (nan or inf) in {key}; "
+                    "the training that wrote it diverged (retrain with a lower train.lr) or the file was altered"
+                )
 
 
 def load(
