@@ -75,11 +75,18 @@ def test_a_typo_names_the_key_and_the_closest_valid_one():
         ({"attack__pgd_steps": 0}, "attack.pgd_steps must be > 0"),
         ({"attack__pgd_step_size": -0.01}, r"attack.pgd_step_size must be in \[0.0, 1.0\)"),
         ({"analysis__bootstrap": -1}, "analysis.bootstrap must be >= 0"),
+        ({"data__image_size": -1}, "data.image_size must be 0"),
+        ({"data__image_size": 64}, "data.image_size resizes data.dataset: imagefolder only; set it to 0 for mnist5k"),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_key(change, message):
     with pytest.raises(FragileError, match=message):
         params_from_dict(_with(**change))
+
+
+def test_an_image_folder_with_a_size_is_valid():
+    params = params_from_dict(_with(data__dataset="imagefolder", data__image_size=224))
+    assert params.data.image_size == 224
 
 
 def test_missing_keys_take_their_defaults():

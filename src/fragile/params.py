@@ -19,7 +19,7 @@ import yaml
 
 from fragile.errors import FragileError
 
-DATASETS = ("mnist5k", "mnist", "fashion-mnist", "cifar10")
+DATASETS = ("mnist5k", "mnist", "fashion-mnist", "cifar10", "imagefolder")
 ARCHS = ("resnet18", "resnet50", "resnet101")
 STEMS = ("imagenet", "cifar")
 SCHEDULERS = ("cosine", "constant")
@@ -38,9 +38,16 @@ class DataParams:
     download: bool = True
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    image_size: int = 0  # imagefolder: 0 keeps the images' one shared size; N resizes to N×N
 
     def validate(self) -> None:
         _choice("data.dataset", self.dataset, DATASETS)
+        if self.image_size < 0:
+            raise FragileError(f"data.image_size must be 0 (keep the size) or a side in pixels, got {self.image_size}")
+        if self.image_size and self.dataset != "imagefolder":
+            raise FragileError(
+                f"data.image_size resizes data.dataset: imagefolder only; set it to 0 for {self.dataset}"
+            )
         _fraction("data.val_fraction", self.val_fraction)
         _fraction("data.test_fraction", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1:
