@@ -104,3 +104,13 @@ def test_a_checkpoint_with_one_non_finite_weight_is_refused_naming_the_tensor(tm
     with pytest.raises(FragileError, match="non-finite"):
         models.read_checkpoint(path)  # the one reader: harden and the resume state go through it too
 
+
+def test_normalisation_is_the_params_or_else_the_datas_statistics():
+    from fragile.params import ModelParams
+
+    manifest = {"in_channels": 3, "mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}
+    assert models.normalisation(ModelParams(), manifest) == ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6])
+    imagenet = ModelParams(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    assert models.normalisation(imagenet, manifest) == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    with pytest.raises(FragileError, match="model.mean and model.std have 3 values but the prepared data has 1 channel;"):
+        models.normalisation(imagenet, {**manifest, "in_channels": 1})

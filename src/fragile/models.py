@@ -18,6 +18,7 @@ from torch import nn
 
 from fragile.atomic import atomic_path
 from fragile.errors import FragileError
+from fragile.params import ModelParams
 
 CHECKPOINT_FORMAT = 1
 
@@ -187,6 +188,20 @@ def load_with_meta(
             f"({str(err).splitlines()[0]}); it was altered or written by another version"
         ) from None
     return model.eval(), {k: v for k, v in ckpt.items() if k != "state_dict"}
+
+
+def normalisation(model: ModelParams, manifest: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """(mean, std) a model built for this prepared data holds: model.mean / model.std when given,
+    else the data's per-channel statistics from its manifest."""
+    if not model.mean:
+        return list(manifest["mean"]), list(manifest["std"])
+    channels = manifest["in_channels"]
+    if len(model.mean) != channels:
+        raise FragileError(
+            f"model.mean and model.std have {len(model.mean)} values but the prepared data has {channels} "
+            f"channel{'s' if channels > 1 else ''}; give one value per channel, or [] for the data's statistics"
+        )
+    return list(model.mean), list(model.std)
 
 
 def fits_data(manifest: dict[str, Any]) -> dict[str, int]:
