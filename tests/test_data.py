@@ -13,6 +13,7 @@ from fragile.data import (
     load_raw,
     load_split,
     make_splits,
+    read_manifest,
     stratified_split,
     write_prepared,
 )
@@ -140,3 +141,99 @@ def test_prepared_arrays_of_the_wrong_shape_or_labels_are_caught(tmp_path):
     write_prepared(tmp_path, {"train": good, "val": Split(np.zeros((4, 1, 8, 7), np.uint8), good.labels), "test": good}, 4, "x")
     with pytest.raises(FragileError, match=r"expected \(N, 1, 8, 8\) uint8"):
         load_split(tmp_path, "val")
+
+
+# ---------------------------------------------------------------- imagefolder
+
+
+def _png(path, pixels: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return pixels
+
+
+def _class_folders(root, classes=("cat", "dog", "emu"), per_class=10, shape=(6, 8, 3), seed=0):
+    """root/<class>/<i>.png with random pixels; {class: [pixels, ...]} in file-name order."""
+    rng = np.random.default_rng(seed)
+    return {c: [_png(root / c / f"{i:02d}.png", rng.integers(0, 256, shape, dtype=np.uint8)) for i in range(per_class)]
+            for c in classes}
+
+
+def test_an_image_folder_of_classes_is_one_pool_split_per_class(tmp_path):
+    written = _class_folders(tmp_path / "pets")
+    params = DataParams(dataset="imagefolder", root=str(tmp_path / "pets"), val_fraction=0.2, test_fraction=0.2)
+    raw = load_raw(params)
+    assert raw.classes == ("cat", "dog", "emu") and raw.num_classes == 3
+    assert raw.train_images.shape == (30, 3, 6, 8) and raw.train_images.dtype == np.uint8  # (N, C, H, W)
+    assert raw.train_labels.tolist() == [0] * 10 + [1] * 10 + [2] * 10
+    assert np.array_equal(raw.train_images[11], written["dog"][1].transpose(2, 0, 1))
+    splits = make_splits(raw, params, seed=0)
+    assert [np.bincount(splits[s].labels).tolist() for s in ("train", "val", "test")] == [[6] * 3, [2] * 3, [2] * 3]
+    manifest = write_prepared(tmp_path / "prepared", splits, raw.num_classes, "imagefolder", raw.classes)
+    assert read_manifest(tmp_path / "prepared")["classes"] == ["cat", "dog", "emu"] == manifest["classes"]
+    assert np.array_equal(load_split(tmp_path / "prepared", "test").images, splits["test"].images)
+    again = make_splits(load_raw(params), params, seed=0)
+    assert all(np.array_equal(again[s].images, splits[s].images) for s in splits)
+
+
+def test_train_and_val_folders_give_the_train_pool_and_the_test_split_in_grayscale(tmp_path):
+    # ImageNet's layout: root/train and root/val; with no test/ the val/ folder is held out as test.
+    for part, n in (("train", 5), ("val", 2)):
+        _class_folders(tmp_path / part, classes=("a", "b"), per_class=n, shape=(4, 4), seed=n)
+    params = DataParams(dataset="imagefolder", root=str(tmp_path), val_fraction=0.2)
+    raw = load_raw(params)
+    assert raw.train_images.shape == (10, 1, 4, 4) and raw.test_images.shape == (4, 1, 4, 4)
+    assert raw.val_images is None
+    splits = make_splits(raw, params, seed=0)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [8, 2, 4]
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    _class_folders(tmp_path / "test", classes=("a", "b"), per_class=3, shape=(4, 4))
+    raw = load_raw(params)  # train/, val/ and test/: each is its own split
+    splits = make_splits(raw, params, seed=0)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [10, 4, 6]
+
+
+def test_one_colour_image_among_grayscale_ones_makes_every_image_rgb(tmp_path):
+    _class_folders(tmp_path, classes=("a", "b"), per_class=2, shape=(4, 4))
+    gray = np.full((4, 4), 77, np.uint8)
+    _png(tmp_path / "a" / "00.png", gray)
+    _png(tmp_path / "b" / "colour.png", np.zeros((4, 4, 3), np.uint8))
+    raw = load_raw(DataParams(dataset="imagefolder", root=str(tmp_path)))
+    assert raw.train_images.shape == (5, 3, 4, 4)
+    assert (raw.train_images[0] == 77).all()  # a gray image repeated in R, G and B
+
+
+def test_images_of_different_sizes_need_data_image_size(tmp_path):
+    _class_folders(tmp_path, classes=("a", "b"), per_class=2, shape=(4, 4, 3))
+    # 8 wide, 4 high: left half black, right half white.
+    _png(tmp_path / "b" / "wide.png", np.repeat(np.repeat([[0, 255]], 4, axis=0), 4, axis=1).astype(np.uint8))
+    with pytest.raises(FragileError, match=r"wide.png is 8×4 but the first training image is 4×4; set data.image_size"):
+        load_raw(DataParams(dataset="imagefolder", root=str(tmp_path)))
+    raw = load_raw(DataParams(dataset="imagefolder", root=str(tmp_path), image_size=4))
+    assert raw.train_images.shape == (5, 3, 4, 4)
+    # Shorter side already 4: no resampling, the centre 4×4 of the 8×4 image is 2 black and 2 white columns.
+    assert raw.train_images[4, 0].tolist() == [[0, 0, 255, 255]] * 4
+    small = load_raw(DataParams(dataset="imagefolder", root=str(tmp_path), image_size=2))
+    assert small.train_images.shape == (5, 3, 2, 2)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda root: None, "data.root .*nowhere is not a folder"),
+    (lambda root: (root / "cat").mkdir(parents=True), "has no usable class folders .*Found no valid file"),
+    (lambda root: (root / "train" / "cat").mkdir(parents=True), "has train/ but no test/ or val/ beside it"),
+    (lambda root: (_class_folders(root / "train", ("cat", "dog"), 1, (4, 4)),
+                   _class_folders(root / "val", ("cat", "emu"), 1, (4, 4))),
+     r"val and .*train have different class folders \(dog, emu in one only\)"),
+    (lambda root: (_class_folders(root, ("cat",), 1, (4, 4)), (root / "cat" / "bad.png").write_bytes(b"no png")),
+     "bad.png is not a readable image"),
+    (lambda root: _png(root / "cat" / "deep.png", np.zeros((4, 4), np.uint16)),
+     "deep.png is a I;16 image; only 8-bit images are read"),
+], ids=["no folder", "no images", "no test folder", "other classes", "broken file", "16-bit"])
+def test_an_unusable_image_folder_is_one_line_naming_the_problem(tmp_path, make, message):
+    root = tmp_path / "nowhere"
+    make(root)
+    with pytest.raises(FragileError, match=message) as err:
+        load_raw(DataParams(dataset="imagefolder", root=str(root)))
+    assert "\n" not in str(err.value)

@@ -88,3 +88,29 @@ def test_conv_layer_lookup(tiny_model):
     assert models.conv_layer(tiny_model) is tiny_model.net.conv1
     with pytest.raises(FragileError, match="valid names: conv1, layer1.0.conv1"):
         models.conv_layer(tiny_model, "conv9")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_checkpoint_with_one_non_finite_weight_is_refused_naming_the_tensor(tmp_path, tiny_model, bad):
+    # Before, harden met it as a traceback from linalg.svd.
+    path = tmp_path / "ckpt.pt"
+    state = tiny_model.state_dict()
+    state["net.layer3.1.bn1.running_var"][5] = bad
+    models.write_checkpoint(path, {**META, "state_dict": state})
+    with pytest.raises(FragileError, match=r"ckpt.pt has 1 non-finite value \(nan or inf\) in "
+                                           r"net.layer3.1.bn1.running_var; .*lower train.lr") as err:
+        models.load(path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(FragileError, match="non-finite"):
+        models.read_checkpoint(path)  # the one reader: harden and the resume state go through it too
+
+
+def test_normalisation_is_the_params_or_else_the_datas_statistics():
+    from fragile.params import ModelParams
+
+    manifest = {"in_channels": 3, "mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}
+    assert models.normalisation(ModelParams(), manifest) == ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6])
+    imagenet = ModelParams(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    assert models.normalisation(imagenet, manifest) == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    with pytest.raises(FragileError, match="model.mean and model.std have 3 values but the prepared data has 1 channel;"):
+        models.normalisation(imagenet, {**manifest, "in_channels": 1})

@@ -79,11 +79,32 @@ def test_a_typo_names_the_key_and_the_closest_valid_one():
         ({"attack__sanity_epsilon": 0.3}, r"attack.sanity_epsilon must be 0 \(off\) or in \[0.5, 1\]"),
         ({"attack__autoattack": "yes"}, "attack.autoattack must be true or false"),
         ({"analysis__bootstrap": -1}, "analysis.bootstrap must be >= 0"),
+        ({"model__source": "files"}, r"model.source must be one of train, file, got 'files'; did you mean 'file'"),
+        ({"model__source": "file", "train__checkpoints": [1, 2]},
+         r"model.source is file: .* set train.checkpoints to \[0\] \(got \[1, 2\]\)"),
+        ({"model__source": "file", "model__file": " ", "train__checkpoints": [0]}, "model.file is empty"),
+        ({"train__checkpoints": [0, 2]}, r"epoch 0, outside 1..train.epochs .*\(epoch 0 is for model.source: file\)"),
+        ({"model__mean": [0.5, 0.5, 0.5], "model__std": [0.2]}, "model.mean has 3 values and model.std 1"),
+        ({"model__mean": [0.5], "model__std": [0.0]}, r"model.std\[0\] must be > 0"),
+        ({"model__mean": [128], "model__std": [64]}, r"model.mean\[0\] must be in \[0, 1\]"),
+        ({"model__mean": 0.5}, "model.mean must be a list"),
+        ({"data__image_size": -1}, "data.image_size must be 0"),
+        ({"data__image_size": 64}, "data.image_size resizes data.dataset: imagefolder only; set it to 0 for mnist5k"),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_key(change, message):
     with pytest.raises(FragileError, match=message):
         params_from_dict(_with(**change))
+
+
+def test_an_imported_model_and_an_image_folder_are_valid_params():
+    params = params_from_dict(_with(model__source="file", model__file="models/import/resnet50.pt",
+                                    model__arch="resnet50", model__mean=[0.485, 0.456, 0.406],
+                                    model__std=[0.229, 0.224, 0.225], train__checkpoints=[0],
+                                    data__dataset="imagefolder", data__image_size=224))
+    assert params.model.mean == (0.485, 0.456, 0.406) and params.train.checkpoints == (0,)
+    assert params.as_dict()["model"]["std"] == [0.229, 0.224, 0.225]
+    assert params.data.image_size == 224
 
 
 def test_missing_keys_take_their_defaults():

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from fragile.devices import batch_to, to_device
+from fragile.errors import FragileError
 from fragile.params import TrainParams
-from fragile.training import autocast, autocast_dtype, epoch_order, make_optimizer, train_one_epoch
+from fragile.training import (
+    autocast,
+    autocast_dtype,
+    epoch_order,
+    make_optimizer,
+    make_scheduler,
+    train_epochs,
+    train_one_epoch,
+)
 
 
 def test_bf16_autocast_on_cuda_only():
@@ -39,6 +49,29 @@ def test_cpu_epoch_equals_a_bare_float32_loop(tiny_model, tiny_split):
     for (name, ours), theirs in zip(tiny_model.state_dict().items(), bare.state_dict().values(), strict=True):
         assert ours.dtype == theirs.dtype, name
         assert torch.equal(ours, theirs), name
+
+
+def test_a_diverging_run_stops_naming_train_lr_before_any_epoch_ends(tiny_model, tiny_split):
+    """A huge learning rate makes the loss NaN within a few batches; the run stops there, so
+    the caller, which saves checkpoints between epochs, never gets NaN weights to save."""
+    params = TrainParams(epochs=2, checkpoints=(1, 2), batch_size=16, lr=1e10)
+    finished = []
+    with pytest.raises(FragileError, match=r"the training loss became nan at epoch 1, batch \d \(train.lr 1e\+10\); "
+                                           r"lower train.lr and retrain$"):
+        for metrics in train_epochs(tiny_model, tiny_split, tiny_split, params, 0, torch.device("cpu")):
+            finished.append(metrics)
+    assert finished == []
+
+
+def test_the_divergence_message_gives_the_scheduled_rate_too(tiny_model, tiny_split, monkeypatch):
+    params = TrainParams(epochs=4, checkpoints=(4,), batch_size=16, lr=0.1)
+    optimizer = make_optimizer(tiny_model, params)
+    make_scheduler(optimizer, params)  # records train.lr as the group's initial_lr
+    optimizer.param_groups[0]["lr"] = 0.025  # where the schedule has lowered it by now
+    real = F.cross_entropy
+    monkeypatch.setattr(F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("inf"))
+    with pytest.raises(FragileError, match=r"became inf at epoch 2, batch 1 \(train.lr 0.1, 0.025 at this epoch\)"):
+        train_one_epoch(tiny_model, tiny_split, optimizer, 16, 0, 2, torch.device("cpu"))
 
 
 def _copy(model):

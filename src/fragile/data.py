@@ -1,5 +1,10 @@
 """Datasets: loading through torchvision's classes, seeded stratified splits, prepared arrays.
 
+`imagefolder` reads the user's images with torchvision's `ImageFolder`: data.root holds class
+sub-folders (one pool, split like mnist5k), or train/ plus test/ and/or val/ folders holding them
+(train/ with one of them: that one is the test split and val is carved from train/; with both,
+each is its namesake).
+
 Prepared data is a folder of `.npy` arrays (uint8 images N×C×H×W, int64 labels) plus
 `manifest.json` (shapes, per-class counts, per-channel mean/std, sha256 of every array).
 Arrays load with `allow_pickle=False`, and every load checks the manifest's hashes.
@@ -74,6 +79,10 @@ class RawDataset:
     test_images: np.ndarray | None
     test_labels: np.ndarray | None
     num_classes: int
+    # A dataset that comes with its own validation part (an image folder with train/, val/, test/).
+    val_images: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
+    classes: tuple[str, ...] | None = None  # label i's name, where the dataset names its classes
 
 
 # ---------------------------------------------------------------- loading
@@ -86,6 +95,8 @@ def load_raw(params: DataParams) -> RawDataset:
         return _load_mnist_family(params)
     if params.dataset == "cifar10":
         return _load_cifar10(params)
+    if params.dataset == "imagefolder":
+        return _load_imagefolder(params)
     raise FragileError(f"unknown dataset '{params.dataset}'")  # validated earlier
 
 
@@ -176,6 +187,127 @@ def _load_cifar10(params: DataParams) -> RawDataset:
     )
 
 
+# PIL modes of 8-bit images; 16-bit and float images (I, I;16, F) would be clipped by a
+# conversion to 8 bits, so they are refused rather than silently changed.
+_GRAY_MODES = {"1", "L", "LA"}
+_COLOUR_MODES = {"P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
+
+
+def _load_imagefolder(params: DataParams) -> RawDataset:
+    root = Path(params.root).expanduser()
+    if not root.is_dir():
+        raise FragileError(
+            f"data.root {root} is not a folder; for data.dataset imagefolder point it at a folder of class "
+            "sub-folders (root/<class>/<image>), or of train/ and test/ (or val/) folders holding them"
+        )
+    present = {name for name in SPLITS if (root / name).is_dir()}
+    if "train" not in present:
+        folders = {"train": root}  # one pool: test and val are carved from it, per class
+    elif present == {"train"}:
+        raise FragileError(
+            f"{root} has train/ but no test/ or val/ beside it; add one (it becomes the test split), "
+            "or put the class folders directly in data.root to split one pool"
+        )
+    elif present == {"train", "val", "test"}:
+        folders = {"train": root / "train", "val": root / "val", "test": root / "test"}
+    else:  # ImageNet's layout: its val/ is the held-out set, so it serves as the test split
+        folders = {"train": root / "train", "test": root / ("test" if "test" in present else "val")}
+    found = {name: _image_folder(folder) for name, folder in folders.items()}
+    classes = found["train"].dataset.classes
+    for folder in found.values():
+        if folder.dataset.classes != classes:
+            extra = sorted(set(folder.dataset.classes) ^ set(classes))
+            raise FragileError(
+                f"{folder.path} and {found['train'].path} have different class folders "
+                f"({', '.join(extra[:3])} in one only); every split needs the same classes"
+            )
+    gray = all(mode in _GRAY_MODES for folder in found.values() for mode, _ in folder.headers)
+    size = (params.image_size, params.image_size) if params.image_size else found["train"].headers[0][1]
+    arrays = {name: folder.decode(1 if gray else 3, size, params.image_size) for name, folder in found.items()}
+    return RawDataset(
+        *arrays["train"],
+        *arrays.get("test", (None, None)),
+        num_classes=len(classes),
+        val_images=arrays["val"][0] if "val" in arrays else None,
+        val_labels=arrays["val"][1] if "val" in arrays else None,
+        classes=tuple(classes),
+    )
+
+
+@dataclass(frozen=True)
+class _ImageFolder:
+    """A torchvision ImageFolder and its images' (PIL mode, (width, height)), read from the
+    file headers: modes and sizes are checked before any pixels are decoded."""
+
+    path: Path
+    dataset: Any
+    headers: list[tuple[str, tuple[int, int]]]
+
+    def decode(self, channels: int, size: tuple[int, int], image_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images (N, C, H, W) and int64 labels, in ImageFolder's (sorted) order."""
+        from torchvision import transforms
+
+        if image_size:
+            # torchvision's evaluation transform: the shorter side to N (antialiased), the centre N×N.
+            resize = transforms.Compose([transforms.Resize(image_size), transforms.CenterCrop(image_size)])
+        else:
+            for (path, _), (_, found) in zip(self.dataset.samples, self.headers):
+                if found != size:
+                    raise FragileError(
+                        f"{path} is {found[0]}×{found[1]} but the first training image is {size[0]}×{size[1]}; "
+                        "set data.image_size to resize every image to one size"
+                    )
+            resize = None
+        mode = "L" if channels == 1 else "RGB"
+        width, height = size
+        images = np.empty((len(self.dataset), channels, height, width), dtype=np.uint8)
+        labels = np.empty(len(self.dataset), dtype=np.int64)
+        for i in range(len(self.dataset)):
+            image, labels[i] = self.dataset[i]
+            image = image.convert(mode)
+            if resize is not None:
+                image = resize(image)
+            pixels = np.asarray(image, dtype=np.uint8)
+            images[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+        return images, labels
+
+
+def _image_folder(folder: Path) -> _ImageFolder:
+    from torchvision import datasets
+
+    try:
+        dataset = datasets.ImageFolder(str(folder), loader=_open_image)
+    except (FileNotFoundError, OSError) as err:
+        raise FragileError(
+            f"{folder} has no usable class folders ({str(err).splitlines()[0]}); data.dataset imagefolder "
+            "reads <class>/<image>.png|jpg|... (torchvision's ImageFolder)"
+        ) from None
+    return _ImageFolder(folder, dataset, [_header(path) for path, _ in dataset.samples])
+
+
+def _open_image(path: str) -> Any:
+    """ImageFolder's loader, keeping the image's mode (its default converts every image to RGB)."""
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        image = Image.open(fh)
+        image.load()
+    return image
+
+
+def _header(path: str) -> tuple[str, tuple[int, int]]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            mode, size = image.mode, image.size
+    except (UnidentifiedImageError, OSError) as err:
+        raise FragileError(f"{path} is not a readable image ({type(err).__name__}); remove or replace it") from None
+    if mode not in _GRAY_MODES | _COLOUR_MODES:
+        raise FragileError(f"{path} is a {mode} image; only 8-bit images are read: convert it to 8-bit (L or RGB)")
+    return mode, size
+
+
 def _missing(
     params: DataParams, root: Path, looked_in: list[Path], cause: Exception | None = None
 ) -> FragileError:
@@ -209,17 +341,22 @@ def make_splits(raw: RawDataset, params: DataParams, seed: int) -> dict[str, Spl
     rng = np.random.default_rng(seed)
     images, labels = raw.train_images, raw.train_labels
     if raw.test_images is None:
-        # The embedded digits come as one pool: carve test first, then val from the rest.
+        # The embedded digits (or an image folder of classes) come as one pool: carve test
+        # first, then val from the rest.
         pool, test_idx = stratified_split(labels, params.test_fraction, rng)
         test = Split(images[test_idx], labels[test_idx])
         images, labels = images[pool], labels[pool]
     else:
         test = Split(raw.test_images, raw.test_labels)
-    train_idx, val_idx = stratified_split(labels, params.val_fraction, rng)
+    if raw.val_images is None:
+        train_idx, val_idx = stratified_split(labels, params.val_fraction, rng)
+        train, val = Split(images[train_idx], labels[train_idx]), Split(images[val_idx], labels[val_idx])
+    else:
+        train, val = Split(images, labels), Split(raw.val_images, raw.val_labels)
     # Shuffle val/test once so that `max_examples` heads cover every class.
-    val = _shuffled(Split(images[val_idx], labels[val_idx]), rng)
+    val = _shuffled(val, rng)
     test = _shuffled(test, rng)
-    return {"train": Split(images[train_idx], labels[train_idx]), "val": val, "test": test}
+    return {"train": train, "val": val, "test": test}
 
 
 def _shuffled(split: Split, rng: np.random.Generator) -> Split:
@@ -258,8 +395,15 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], l
     return [round(float(m), 6) for m in mean], [round(float(s), 6) for s in std]
 
 
-def write_prepared(out_dir: Path, splits: dict[str, Split], num_classes: int, dataset: str) -> dict[str, Any]:
-    """Write arrays and manifest into `out_dir` (the caller makes the folder swap atomic)."""
+def write_prepared(
+    out_dir: Path,
+    splits: dict[str, Split],
+    num_classes: int,
+    dataset: str,
+    classes: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Write arrays and manifest into `out_dir` (the caller makes the folder swap atomic).
+    `classes`, where the dataset names them, go into the manifest as label i's name."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     mean, std = channel_stats(splits["train"].images)
@@ -272,6 +416,7 @@ def write_prepared(out_dir: Path, splits: dict[str, Split], num_classes: int, da
         "width": int(first.shape[3]),
         "mean": mean,
         "std": std,
+        **({"classes": list(classes)} if classes is not None else {}),
         "splits": {},
     }
     for name, split in splits.items():

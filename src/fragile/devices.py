@@ -1,4 +1,5 @@
-"""Device choice: CUDA, else Apple MPS, else CPU; `FRAGILE_DEVICE` overrides.
+"""Device choice: `FRAGILE_DEVICE` when set, else torch's current accelerator (CUDA, MPS, XPU,
+...), else the CPU.
 
 The device is deliberately not a tracked param: moving a run to a GPU does not by itself
 invalidate the pipeline.
@@ -21,17 +22,33 @@ def pick_device() -> torch.device:
         try:
             device = torch.device(wanted)
         except RuntimeError:
-            raise FragileError(f"{ENV_VAR}={wanted!r} is not a device; use cpu, cuda, cuda:1 or mps") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise FragileError(f"{ENV_VAR}={wanted} but CUDA is not available here; unset it or use cpu")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise FragileError(f"{ENV_VAR}={wanted} but MPS is not available here; unset it or use cpu")
+            raise FragileError(f"{ENV_VAR}={wanted!r} is not a device; use cpu, cuda, cuda:1, mps or xpu") from None
+        if device.type != "cpu" and not _available(device.type):
+            raise FragileError(f"{ENV_VAR}={wanted} but {device.type} is not available here; unset it or use cpu")
         return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
+    return default_device()
+
+
+def default_device() -> torch.device:
+    """torch.accelerator's device (torch >= 2.6) when one is available, else the CPU; older
+    torch releases look for CUDA, MPS and XPU themselves."""
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        # A CUDA build names "cuda" as its accelerator even on a machine without a GPU:
+        # is_available() says whether there is one.
+        current = accelerator.current_accelerator() if accelerator.is_available() else None
+        return torch.device(current.type) if current is not None else torch.device("cpu")
+    for kind in ("cuda", "mps", "xpu"):
+        if _available(kind):
+            return torch.device(kind)
     return torch.device("cpu")
+
+
+def _available(kind: str) -> bool:
+    if kind == "mps":
+        return torch.backends.mps.is_available()
+    backend = getattr(torch, kind, None)  # torch.cuda, torch.xpu, ...
+    return bool(backend is not None and hasattr(backend, "is_available") and backend.is_available())
 
 
 def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

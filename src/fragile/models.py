@@ -18,6 +18,7 @@ from torch import nn
 
 from fragile.atomic import atomic_path
 from fragile.errors import FragileError
+from fragile.params import ModelParams
 
 CHECKPOINT_FORMAT = 1
 
@@ -135,7 +136,23 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     required = ("arch", "num_classes", "in_channels", "mean", "std", "stem", "epoch", "state_dict")
     if not isinstance(payload, dict) or any(k not in payload for k in required):
         raise FragileError(f"{path} is not a fragile checkpoint (missing keys among {', '.join(required)})")
+    check_finite(payload["state_dict"], f"checkpoint {path}")
     return payload
+
+
+def check_finite(state_dict: dict[str, Any], what: str) -> None:
+    """Refuse weights holding NaN or ±inf, naming the first such tensor: analysed, they would
+    fail deep inside a later step (an SVD in harden) or give meaningless numbers."""
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise FragileError(f"{what} has a {type(value).__name__} under state_dict key {key!r}, not a tensor")
+        if value.is_floating_point() or value.is_complex():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise FragileError(
+                    f"{what} has {bad} non-finite value{'s' if bad > 1 else ''} (nan or inf) in {key}; "
+                    "the training that wrote it diverged (retrain with a lower train.lr) or the file was altered"
+                )
 
 
 def load(
@@ -171,6 +188,20 @@ def load_with_meta(
             f"({str(err).splitlines()[0]}); it was altered or written by another version"
         ) from None
     return model.eval(), {k: v for k, v in ckpt.items() if k != "state_dict"}
+
+
+def normalisation(model: ModelParams, manifest: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """(mean, std) a model built for this prepared data holds: model.mean / model.std when given,
+    else the data's per-channel statistics from its manifest."""
+    if not model.mean:
+        return list(manifest["mean"]), list(manifest["std"])
+    channels = manifest["in_channels"]
+    if len(model.mean) != channels:
+        raise FragileError(
+            f"model.mean and model.std have {len(model.mean)} values but the prepared data has {channels} "
+            f"channel{'s' if channels > 1 else ''}; give one value per channel, or [] for the data's statistics"
+        )
+    return list(model.mean), list(model.std)
 
 
 def fits_data(manifest: dict[str, Any]) -> dict[str, int]:

@@ -19,9 +19,10 @@ import yaml
 
 from fragile.errors import FragileError
 
-DATASETS = ("mnist5k", "mnist", "fashion-mnist", "cifar10")
+DATASETS = ("mnist5k", "mnist", "fashion-mnist", "cifar10", "imagefolder")
 ARCHS = ("resnet18", "resnet50", "resnet101")
 STEMS = ("imagenet", "cifar")
+MODEL_SOURCES = ("train", "file")
 SCHEDULERS = ("cosine", "constant")
 SPLITS = ("train", "val", "test")
 DROP_MODES = ("activation", "weight")
@@ -40,9 +41,16 @@ class DataParams:
     download: bool = True
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    image_size: int = 0  # imagefolder: 0 keeps the images' one shared size; N resizes to N×N
 
     def validate(self) -> None:
         _choice("data.dataset", self.dataset, DATASETS)
+        if self.image_size < 0:
+            raise FragileError(f"data.image_size must be 0 (keep the size) or a side in pixels, got {self.image_size}")
+        if self.image_size and self.dataset != "imagefolder":
+            raise FragileError(
+                f"data.image_size resizes data.dataset: imagefolder only; set it to 0 for {self.dataset}"
+            )
         _fraction("data.val_fraction", self.val_fraction)
         _fraction("data.test_fraction", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1:
@@ -56,10 +64,27 @@ class DataParams:
 class ModelParams:
     arch: str = "resnet18"
     stem: str = "imagenet"
+    source: str = "train"  # train: train model.arch here | file: import trained weights from model.file
+    # The default names a folder only so that a DVC dependency on ${model.file} always exists.
+    file: str = "models/import"
+    mean: tuple[float, ...] = ()  # per-channel normalisation in [0, 1] pixel units; (): the data's statistics
+    std: tuple[float, ...] = ()
 
     def validate(self) -> None:
         _choice("model.arch", self.arch, ARCHS)
         _choice("model.stem", self.stem, STEMS)
+        _choice("model.source", self.source, MODEL_SOURCES)
+        if self.source == "file" and not self.file.strip():
+            raise FragileError("model.source is file but model.file is empty; set it to the weights file to import")
+        if len(self.mean) != len(self.std):
+            raise FragileError(
+                f"model.mean has {len(self.mean)} values and model.std {len(self.std)}; give one per input "
+                "channel in both, or [] in both for the prepared data's statistics"
+            )
+        for i, (mu, sigma) in enumerate(zip(self.mean, self.std)):
+            if not 0 <= mu <= 1:
+                raise FragileError(f"model.mean[{i}] must be in [0, 1] (pixel units of [0, 1] images), got {mu}")
+            _positive(f"model.std[{i}]", sigma)
 
 
 @dataclass(frozen=True)
@@ -75,7 +100,8 @@ class TrainParams:
     nproc: int = 1  # processes per machine (torchrun + DistributedDataParallel when > 1)
     sync_bn: bool = False  # SyncBatchNorm across the processes (CUDA only)
 
-    def validate(self) -> None:
+    def validate(self, imported: bool = False) -> None:
+        """`imported`: model.source is file, whose one checkpoint is analysed as epoch 0."""
         _positive("train.epochs", self.epochs)
         _positive("train.batch_size", self.batch_size)
         if self.batch_size < 2:
@@ -91,6 +117,13 @@ class TrainParams:
         _in_range("train.momentum", self.momentum, 0.0, 1.0)
         _in_range("train.weight_decay", self.weight_decay, 0.0, math.inf)
         _choice("train.scheduler", self.scheduler, SCHEDULERS)
+        if imported:
+            if list(self.checkpoints) != [0]:
+                raise FragileError(
+                    "model.source is file: the imported weights are the one checkpoint, analysed as "
+                    f"epoch 0; set train.checkpoints to [0] (got {list(self.checkpoints)})"
+                )
+            return
         if not self.checkpoints:
             raise FragileError(
                 "train.checkpoints is empty; list at least one epoch to save, e.g. "
@@ -105,6 +138,7 @@ class TrainParams:
                 raise FragileError(
                     f"train.checkpoints has epoch {epoch}, outside 1..train.epochs "
                     f"({self.epochs}); raise train.epochs or drop that checkpoint"
+                    + (" (epoch 0 is for model.source: file)" if epoch == 0 else "")
                 )
 
 
@@ -244,7 +278,9 @@ class Params:
         _epsilon("epsilon", self.epsilon)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if dataclasses.is_dataclass(value):
+            if isinstance(value, TrainParams):  # after model: its source decides the checkpoints
+                value.validate(imported=self.model.source == "file")
+            elif dataclasses.is_dataclass(value):
                 value.validate()
 
     def as_dict(self) -> dict[str, Any]:

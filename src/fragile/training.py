@@ -10,6 +10,7 @@ stay float32) with channels_last inputs and weights; on CPU and MPS it is plain 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
@@ -21,6 +22,7 @@ from torch import nn
 from fragile.data import Split
 from fragile.devices import batch_to, to_device
 from fragile.distributed import all_sum
+from fragile.errors import FragileError
 from fragile.params import TrainParams
 
 ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
@@ -112,7 +114,10 @@ def train_one_epoch(
             loss = F.cross_entropy(logits, labels)
         loss.backward()
         optimizer.step()
-        loss_sum += float(loss.detach()) * len(labels)
+        batch_loss = float(loss.detach())  # the one host sync per batch
+        if not math.isfinite(batch_loss):
+            raise diverged(batch_loss, epoch, start // batch_size + 1, optimizer)
+        loss_sum += batch_loss * len(labels)
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(labels)
         if progress is not None:
@@ -120,6 +125,18 @@ def train_one_epoch(
     if world_size > 1:
         loss_sum, correct, seen = all_sum([loss_sum, correct, seen])
     return loss_sum / seen, correct / seen
+
+
+def diverged(loss: float, epoch: int, batch: int, optimizer: torch.optim.Optimizer) -> FragileError:
+    """The error that stops a run whose loss is no longer finite: its weights are already
+    NaN or inf, and nothing trained from here on would be worth a checkpoint."""
+    group = optimizer.param_groups[0]
+    base, now = group.get("initial_lr", group["lr"]), group["lr"]
+    at = "" if now == base else f", {now:g} at this epoch"
+    return FragileError(
+        f"the training loss became {loss} at epoch {epoch}, batch {batch} (train.lr {base:g}{at}); "
+        "lower train.lr and retrain"
+    )
 
 
 def evaluate_split(
