@@ -19,7 +19,9 @@ from fragile.devices import pick_device, to_device
 from fragile.errors import reports_errors
 from fragile.params import load_params
 from fragile.progress import progress_bar
-from fragile.ranking import compare_rankings, rank_layer, rank_taylor, ranking_table, taylor_table
+from fragile.kernel_sets import compare_rankings, ranking_table, taylor_table
+from fragile.ranking_exact import rank_layer
+from fragile.ranking_taylor import rank_taylor
 from fragile.tables import write_csv
 
 
