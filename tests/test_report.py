@@ -10,7 +10,8 @@ import pytest
 import fake_results as fake
 from fragile.comparison import comparison_from_counts
 from fragile.figures import figure_names
-from fragile.report import ReportInputs, RunConfig, build_report, markdown_table
+from fragile.paper import RunConfig
+from fragile.report import ReportInputs, build_report
 from stages import report as report_stage
 
 EPOCHS = (1, 2)
@@ -96,10 +97,6 @@ def test_a_matching_configuration_without_the_papers_epsilon_says_what_to_add():
     text = build_report(inputs(config, (1, 100)))
     assert "ε = 0.34 is not on attack.epsilons; add it to compare" in text
     assert "ResNet-50, MNIST, 100 epochs, clean accuracy disagrees" in text  # ours 70.0% vs 99.42%
-
-
-def test_markdown_table_escapes_pipes():
-    assert markdown_table(["a", "b"], [["|S|", 1]]) == "| a | b |\n|---|---|\n| \\|S\\| | 1 |"
 
 
 def test_figures_are_embedded_by_relative_path():

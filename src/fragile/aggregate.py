@@ -105,7 +105,7 @@ def _numeric(metrics: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str,
 
 def markdown(table: pd.DataFrame) -> str:
     """One markdown table per group: metric | mean ± std | n."""
-    from fragile.report import markdown_table
+    from fragile.markdown import markdown_table
 
     parts = []
     for label, group in table.groupby("group", sort=False):

@@ -1,71 +1,23 @@
-"""The results report (markdown): every number comes from the stages' results and metrics files.
-
-Only the paper's published numbers are constants here, and the report labels them as the
-paper's. Whether a published number can be compared with ours is decided from the run's
-configuration (dataset, architecture, epochs); otherwise the report says why it cannot.
+"""The results report (markdown), section by section: every number comes from the stages'
+results and metrics files. The paper's published numbers and the rules for comparing them
+are fragile.paper's; the report labels them as the paper's and says why one cannot be
+compared when the configurations differ.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fragile.bootstrap import share_ci
 from fragile.comparison import Comparison, SweepResult
 from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, fragile_persistence, layer_name
-
-PAPER_TITLE = "Adversarial Robustness in Deep Learning: Attacks on Fragile Neurons"
-DATASET_NAMES = {"mnist": "MNIST", "mnist5k": "a 5,000-digit MNIST subset", "fashion-mnist": "Fashion-MNIST",
-                 "cifar10": "CIFAR10"}
-ARCH_NAMES = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "resnet101": "ResNet-101"}
-
-
-@dataclass(frozen=True)
-class PaperSetting:
-    dataset: str  # our params' data.dataset spelling
-    arch: str  # our params' model.arch spelling
-    epochs: int
-
-    def describe(self) -> str:
-        return f"{ARCH_NAMES[self.arch]}, {DATASET_NAMES[self.dataset]}, {self.epochs} epochs"
-
-
-@dataclass(frozen=True)
-class PaperAccuracy:
-    """A published clean / FGSM accuracy pair (paper Section 3.1)."""
-
-    setting: PaperSetting
-    clean: float  # fraction
-    epsilon: float
-    fgsm: float  # fraction
-
-
-PAPER_ACCURACY = (
-    PaperAccuracy(PaperSetting("cifar10", "resnet50", 100), clean=0.7587, epsilon=0.01, fgsm=0.5888),
-    PaperAccuracy(PaperSetting("mnist", "resnet50", 100), clean=0.9942, epsilon=0.34, fgsm=0.794),
-)
-# Section 5 gives 37% / ~89% for ResNet-50 on MNIST after 10 epochs; the Conclusion gives the same
-# numbers for ResNet-50 on CIFAR10 after 50 epochs. Either setting counts as like for like.
-PAPER_FRAGILE_FRACTION = 0.37
-PAPER_TARGETING_PCT = 89.0
-PAPER_TARGETING_SETTINGS = (PaperSetting("mnist", "resnet50", 10), PaperSetting("cifar10", "resnet50", 50))
-AGREEMENT_STANDARD_ERRORS = 2.0  # "agrees" = within 2 binomial standard errors of our estimate
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    dataset: str
-    arch: str
-    stem: str
-    epochs: int
-    checkpoints: tuple[int, ...]
-    seed: int
-
-    def describe(self) -> str:
-        return (f"{self.arch} ({self.stem} stem), {self.epochs} epochs (checkpoints "
-                f"{', '.join(map(str, self.checkpoints))}), {self.dataset}")
+from fragile.markdown import (epsilon_label, kernel_list, markdown_table, num, pct, pct_ci, pct_value, pct_value_ci,
+                              signed_pp)
+from fragile.paper import (DATASET_NAMES, PAPER_ACCURACY, PAPER_FRAGILE_FRACTION, PAPER_TARGETING_PCT,
+                           PAPER_TARGETING_SETTINGS, PAPER_TITLE, RunConfig, agreement, differences, not_comparable,
+                           published)
 
 
 @dataclass(frozen=True)
@@ -81,82 +33,7 @@ class ReportInputs:
     bootstrap: int = 0  # analysis.bootstrap: resamples for the 95% intervals in the per-ε tables (0: none)
 
 
-# --- formatting -----------------------------------------------------------------------------
-
-def pct(fraction: float) -> str:
-    return f"{100.0 * fraction:.1f}%"
-
-
-def pct_value(percent: float) -> str:
-    return f"{percent:.1f}%"
-
-
-def with_ci(text: str, ci: Sequence[float] | None, percent: bool = False) -> str:
-    """`text` followed by its 95% interval in the same unit, e.g. "36.0% [31.8, 40.2]"."""
-    if ci is None:
-        return text
-    scale = 1.0 if percent else 100.0
-    return f"{text} [{scale * ci[0]:.1f}, {scale * ci[1]:.1f}]"
-
-
-def pct_ci(fraction: float, ci: Sequence[float] | None) -> str:
-    return with_ci(pct(fraction), ci)
-
-
-def pct_value_ci(percent: float, ci: Sequence[float] | None) -> str:
-    return with_ci(pct_value(percent), ci, percent=True)
-
-
-def num(value: float, digits: int = 4) -> str:
-    return f"{value:.{digits}g}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured markdown table; cells are str()-ed and '|' is escaped."""
-    def cell(value: Any) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _epsilon_label(epsilon: float) -> str:
-    return "0 (clean)" if epsilon == 0 else f"{epsilon:g}"
-
-
 # --- comparison with the paper ---------------------------------------------------------------
-
-def differences(config: RunConfig, setting: PaperSetting) -> list[tuple[str, str]]:
-    """(aspect, detail) for each way this run differs from a published setting (empty: like for like)."""
-    out = []
-    if config.arch != setting.arch:
-        out.append(("architecture", f"{config.arch} vs {ARCH_NAMES[setting.arch]}"))
-    if config.dataset != setting.dataset:
-        out.append(("dataset", f"{config.dataset} ({DATASET_NAMES.get(config.dataset, config.dataset)}) vs "
-                               f"{DATASET_NAMES[setting.dataset]}"))
-    if setting.epochs not in config.checkpoints:
-        out.append(("epochs", f"checkpoints at epochs {', '.join(map(str, config.checkpoints))} vs {setting.epochs}"))
-    return out
-
-
-def _not_comparable(gaps: list[tuple[str, str]]) -> str:
-    return "not comparable: " + ", ".join(aspect for aspect, _ in gaps) + " differ"
-
-
-def published(fraction: float) -> str:
-    """A paper's percentage at the precision it was printed with (75.87%, 79.4%, 37%)."""
-    return f"{100.0 * fraction:.4g}%"
-
-
-def _agreement(ours: float, paper: float, examples: int) -> tuple[str, str]:
-    """("agrees" | "disagrees", the detail): within 2 binomial standard errors of our estimate or not."""
-    margin = AGREEMENT_STANDARD_ERRORS * math.sqrt(max(ours * (1 - ours), 1e-12) / examples)
-    verdict = "agrees" if abs(ours - paper) <= margin else "disagrees"
-    return verdict, (f"{verdict} ({100.0 * (ours - paper):+.1f} pp; ±{100 * margin:.1f} pp is 2 standard errors "
-                     f"over {examples} examples)")
-
 
 def _accuracy_rows(inputs: ReportInputs) -> tuple[list[list[str]], list[str]]:
     """Rows of the paper-vs-ours accuracy table, and one verdict per comparable number."""
@@ -166,12 +43,12 @@ def _accuracy_rows(inputs: ReportInputs) -> tuple[list[list[str]], list[str]]:
         fgsm_label = f"{label}: FGSM accuracy at ε = {paper.epsilon:g}"
         gaps = differences(inputs.config, paper.setting)
         if gaps:
-            reason = _not_comparable(gaps)
+            reason = not_comparable(gaps)
             rows.append([f"{label}: clean accuracy", published(paper.clean), "—", reason])
             rows.append([fgsm_label, published(paper.fgsm), "—", reason])
             continue
         attack = inputs.attacks[paper.setting.epochs]
-        verdict, detail = _agreement(attack["clean_accuracy"], paper.clean, attack["examples"])
+        verdict, detail = agreement(attack["clean_accuracy"], paper.clean, attack["examples"])
         rows.append([f"{label}: clean accuracy", published(paper.clean), pct(attack["clean_accuracy"]), detail])
         verdicts.append(f"{label}, clean accuracy {verdict}")
         if paper.epsilon not in attack["epsilons"]:
@@ -179,7 +56,7 @@ def _accuracy_rows(inputs: ReportInputs) -> tuple[list[list[str]], list[str]]:
                          f"ε = {paper.epsilon:g} is not on attack.epsilons; add it to compare"])
             continue
         ours = attack["accuracy"][attack["epsilons"].index(paper.epsilon)]
-        verdict, detail = _agreement(ours, paper.fgsm, attack["examples"])
+        verdict, detail = agreement(ours, paper.fgsm, attack["examples"])
         rows.append([fgsm_label, published(paper.fgsm), pct(ours), detail])
         verdicts.append(f"{label}, FGSM accuracy at ε = {paper.epsilon:g} {verdict}")
     return rows, verdicts
@@ -198,7 +75,7 @@ def _qualitative_rows(inputs: ReportInputs) -> list[list[str]]:
     layer = _layer(inputs)
     comparable = [s for s in PAPER_TARGETING_SETTINGS if not differences(inputs.config, s)]
     note = (f"like for like ({comparable[0].describe()})" if comparable else
-            _not_comparable(differences(inputs.config, PAPER_TARGETING_SETTINGS[0])) + "; qualitative only")
+            not_comparable(differences(inputs.config, PAPER_TARGETING_SETTINGS[0])) + "; qualitative only")
     if layer != "conv1":
         note += f"; the paper's numbers are for conv1, this run analyses {layer}"
     fractions = ", ".join(f"{pct(_headline_block(inputs, e)['kernels']['fragile_fraction'])} (epoch {e})"
@@ -297,7 +174,7 @@ def _figures_section(inputs: ReportInputs) -> str:
     parts += [f"![Fig. 3, epoch {e}]({d}/{fig3_name(e)}.png)\n" for e in epochs]
     always, some = fragile_persistence(inputs.ranks)
     parts += ["### Fig. 4: kernel drop across checkpoints", "",
-              f"Red circles: kernels fragile at every checkpoint ({len(always)}: {_kernel_list(always)}). "
+              f"Red circles: kernels fragile at every checkpoint ({len(always)}: {kernel_list(always)}). "
               f"Red crosses: fragile at some checkpoints but not all ({len(some)}). {_stability_text(inputs)}", "",
               f"![Fig. 4]({d}/{FIG4}.png)"]
     return "\n".join(parts)
@@ -314,10 +191,6 @@ def _stability_text(inputs: ReportInputs) -> str:
             "metrics/headline.json): " + ", ".join(f"epochs {a} → {b}: {value:.2f}" for (a, b), value in pairs) + ".")
 
 
-def _kernel_list(kernels: Sequence[int]) -> str:
-    return ", ".join(map(str, kernels)) if kernels else "none"
-
-
 def _attack_ci(inputs: ReportInputs, attack: Mapping[str, Any], kind: str, i: int, percent: bool) -> Any:
     flags = attack.get("per_example", {}).get(kind)
     return share_ci(flags[i], inputs.bootstrap, inputs.config.seed, 100.0 if percent else 1.0) if flags else None
@@ -326,7 +199,7 @@ def _attack_ci(inputs: ReportInputs, attack: Mapping[str, Any], kind: str, i: in
 def _accuracy_section(inputs: ReportInputs) -> str:
     epochs = inputs.config.checkpoints
     eps = inputs.attacks[epochs[0]]["epsilons"]
-    rows = [[_epsilon_label(e)] + [pct_ci(inputs.attacks[ep]["accuracy"][i],
+    rows = [[epsilon_label(e)] + [pct_ci(inputs.attacks[ep]["accuracy"][i],
                                           _attack_ci(inputs, inputs.attacks[ep], "correct", i, False))
                                    for ep in epochs]
             for i, e in enumerate(eps)]
@@ -347,7 +220,7 @@ def _accuracy_section(inputs: ReportInputs) -> str:
         + _ci_note(inputs) + "\n\n"
         + markdown_table(["ε"] + [f"epoch {ep}" for ep in epochs], rows)
         + "\n\n## Targeting: examples whose attack concentrates on S (Algorithm 1, original model)\n\n"
-        + f"Algorithm 1 on absolute distances d_k (the paper) and on relative ones, d_k / ‖f(x)_k‖ "
+        + "Algorithm 1 on absolute distances d_k (the paper) and on relative ones, d_k / ‖f(x)_k‖ "
         + f"(attack.distance = {chosen} feeds attack_target's curve). {RELATIVE_WHY}\n\n"
         + markdown_table(header, targeting)
     )
@@ -410,7 +283,7 @@ def _evaluate_section(inputs: ReportInputs) -> str:
     for ep in inputs.config.checkpoints:
         c = inputs.comparisons[ep]
         cell = lambda sweep, kind, i: _sweep_cell(inputs, sweep, kind, i)  # noqa: E731
-        rows = [[_epsilon_label(e), cell(c.original, "correct", i), cell(c.hardened, "correct", i),
+        rows = [[epsilon_label(e), cell(c.original, "correct", i), cell(c.hardened, "correct", i),
                  cell(c.transfer, "correct", i), cell(c.original, "targeted", i), cell(c.hardened, "targeted", i),
                  cell(c.transfer, "targeted", i), cell(c.original, "targeted_relative", i),
                  cell(c.hardened, "targeted_relative", i)]
@@ -420,7 +293,7 @@ def _evaluate_section(inputs: ReportInputs) -> str:
              "on S: hardened", "on S: transfer", "on S, relative d: original", "on S, relative d: hardened"], rows))
         if c.pgd_original is not None and c.pgd_hardened is not None:
             o, h = c.pgd_original, c.pgd_hardened
-            pgd_rows = [[_epsilon_label(e), cell(o, "correct", i), cell(h, "correct", i), cell(o, "targeted", i),
+            pgd_rows = [[epsilon_label(e), cell(o, "correct", i), cell(h, "correct", i), cell(o, "targeted", i),
                          cell(h, "targeted", i)] for i, e in enumerate(o.epsilons)]
             parts.append(f"L∞ PGD, white-box against each model (epoch {ep}):\n\n" + markdown_table(
                 ["ε", "PGD accuracy: original", "PGD accuracy: hardened", "on S: original", "on S: hardened"],
@@ -447,11 +320,6 @@ def _headline_section(inputs: ReportInputs) -> str:
             + "\n\n" + masking_paragraph(inputs))
 
 
-def _signed_pp(difference: float, ci: Sequence[float] | None) -> str:
-    text = f"{100 * difference:+.1f} pp"
-    return f"{text} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci is not None else text
-
-
 def masking_paragraph(inputs: ReportInputs) -> str:
     """Is the hardened model's gain real robustness? One line per checkpoint: its gain over the
     original under FGSM and under PGD at the headline ε, and the gradient-masking verdict."""
@@ -464,12 +332,12 @@ def masking_paragraph(inputs: ReportInputs) -> str:
         g = _headline_block(inputs, ep).get("gain", {})
         if "fgsm_whitebox" not in g:
             continue
-        fgsm = f"FGSM {_signed_pp(g['fgsm_whitebox'], g.get('fgsm_whitebox_ci95'))}"
+        fgsm = f"FGSM {signed_pp(g['fgsm_whitebox'], g.get('fgsm_whitebox_ci95'))}"
         if "pgd_whitebox" not in g:
             lines.append(f"- epoch {ep}: {fgsm}; no PGD at this ε (it is not in attack.pgd_epsilons), so "
                          "gradient masking cannot be ruled out.")
             continue
-        pgd = f"PGD {_signed_pp(g['pgd_whitebox'], g.get('pgd_whitebox_ci95'))}"
+        pgd = f"PGD {signed_pp(g['pgd_whitebox'], g.get('pgd_whitebox_ci95'))}"
         if g["gradient_masking"]:
             verdict = ("the hardened model gains against FGSM but not against PGD: the signature of gradient "
                        "masking rather than robustness")
