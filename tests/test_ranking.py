@@ -1,19 +1,50 @@
+"""The rank stage's work: the method in use gives S and S', the other one only sits beside it."""
+
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 
-from fragile.errors import FragileError
+from fragile.checkpoint_run import CheckpointRun
+from fragile.data import Split
+from fragile.distributed import Context
+from fragile.models import conv_layer
+from fragile.params import RankParams
+from fragile.ranking import rank_checkpoint, summary_line
+from fragile.ranking_exact import rank_conv1
+from fragile.ranking_taylor import rank_taylor
 
 
-def test_read_sets_refuses_a_ranking_of_another_layer(tmp_path):
-    import json
+@pytest.fixture
+def run(tiny_model, tiny_split) -> CheckpointRun:
+    # Labels = the model's own predictions: baseline accuracy 1, so drops differ and S, S' are non-empty.
+    split = tiny_split.head(16)
+    images, _ = next(split.batches(len(split)))
+    with torch.no_grad():
+        split = Split(split.images, tiny_model(images).argmax(1).numpy())
+    return CheckpointRun(checkpoint=Path("models/original/epoch_3.pt"), model=tiny_model, meta={"epoch": 3},
+                         layer="conv1", conv=conv_layer(tiny_model), sets=None, part=split, batch_size=8,
+                         device=torch.device("cpu"), ctx=Context())
 
-    from fragile.ranking import read_sets
 
-    path = tmp_path / "s.json"
-    path.write_text(json.dumps({"layer": "conv1", "fragile": [0, 2], "null": [1, 3]}))
-    assert read_sets(path) == read_sets(path, "conv1", 4) == ([0, 2], [1, 3])
-    with pytest.raises(FragileError, match="ranks 4 kernels of conv1, but analysis.layer is layer1.0.conv1"):
-        read_sets(path, "layer1.0.conv1", 4)
-    with pytest.raises(FragileError, match="with 64 kernels; rerun rank"):
-        read_sets(path, "conv1", 64)
+@pytest.mark.parametrize("method", ["ablation", "taylor"])
+def test_the_method_in_use_gives_the_sets_and_compare_adds_the_other(run, method):
+    ranked = rank_checkpoint(run, RankParams(method=method, compare=True, batch_size=8))
+    exact, taylor = rank_conv1(run.model, run.batches()), rank_taylor(run.model, run.batches())
+    chosen = exact if method == "ablation" else taylor
+    r = ranked.result
+    assert (r.fragile, r.null, r.method, r.epoch, r.examples) == (chosen.fragile, chosen.null, method, 3, 16)
+    assert r.accuracy == exact.accuracy and r.score == pytest.approx(taylor.score)
+    assert set(r.comparison) == {"spearman", "spearman_loss", "set_agreement"}
+    assert ranked.table["kernel"].tolist() == list(range(64))
+    assert (ranked.table["set"] == "S").sum() == len(chosen.fragile)
+    assert "taylor vs exact: Spearman" in summary_line(r, "cpu") and "16 val examples on cpu" in summary_line(r, "cpu")
+
+
+def test_without_compare_only_the_method_in_use_runs(run):
+    result = rank_checkpoint(run, RankParams(method="ablation", batch_size=8)).result
+    assert result.score is None and result.comparison is None and "score" not in result.to_json()
+    assert list(rank_checkpoint(run, RankParams(method="ablation", batch_size=8)).table.columns) == [
+        "kernel", "accuracy", "loss", "set"]

@@ -1,7 +1,7 @@
 """Attack results as exact counts: per-ε sweeps and the original-vs-hardened comparison.
 
 Torch-free on purpose: the aggregation stages (summarize, figures, report) read these from
-JSON without paying for a torch import, and shards of a sweep sum exactly.
+JSON (fragile.results) without paying for a torch import, and shards of a sweep merge exactly.
 """
 
 from __future__ import annotations
@@ -185,31 +185,12 @@ def pgd_table(result: Comparison) -> pd.DataFrame:
     )
 
 
-def _counts(sweep: SweepResult) -> dict[str, Any]:
-    return _count_fields(sweep)
-
-
-def comparison_counts(result: Comparison) -> dict[str, Any]:
-    """Exact counts (JSON-ready), from which every fraction can be recomputed. PGD has its
-    own ε grid, so it sits in its own block."""
-    out = {
-        "examples": result.original.examples,
-        "epsilons": result.original.epsilons,
-        **{name: _counts(sweep) for name, sweep in (("original", result.original), ("hardened", result.hardened),
-                                                   ("transfer", result.transfer))},
-    }
-    if result.pgd_original is not None and result.pgd_hardened is not None:
-        out["pgd"] = {"epsilons": result.pgd_original.epsilons, "original": _counts(result.pgd_original),
-                      "hardened": _counts(result.pgd_hardened)}
-    return out
-
-
-def comparison_from_counts(counts: dict[str, Any]) -> Comparison:
-    def sweep(block: dict[str, Any], name: str) -> SweepResult:
-        return SweepResult(list(block["epsilons"]), counts["examples"], **block[name])
-
-    pgd = counts.get("pgd")
-    return Comparison(
-        original=sweep(counts, "original"), hardened=sweep(counts, "hardened"), transfer=sweep(counts, "transfer"),
-        pgd_original=sweep(pgd, "original") if pgd else None, pgd_hardened=sweep(pgd, "hardened") if pgd else None,
-    )
+def comparison_lines(result: Comparison) -> list[str]:
+    """Accuracies and attack on S per ε (and per PGD ε), one line each."""
+    lines = [f"ε={row.epsilon:<6g} accuracy original {row.original_accuracy:.4f} hardened "
+             f"{row.hardened_whitebox_accuracy:.4f} transfer {row.hardened_transfer_accuracy:.4f} | on S original "
+             f"{row.original_targeting_pct:.1f}% hardened {row.hardened_targeting_pct:.1f}%"
+             for row in comparison_table(result).itertuples()]
+    lines += [f"PGD ε={row.epsilon:<6g} accuracy original {row.original_pgd_accuracy:.4f}"
+              f" hardened {row.hardened_pgd_accuracy:.4f}" for row in pgd_table(result).itertuples()]
+    return lines

@@ -1,31 +1,78 @@
-"""Reading the kernel sets S and S' of a rank stage result."""
+"""The rank stage's work: rank the analysed conv's kernels of one checkpoint by rank.method
+and split them into fragile kernels S and null kernels S'.
+
+rank.method: ablation (exact, `ranking_exact`; per-kernel accuracy and loss) or taylor
+(first-order estimate, `ranking_taylor`; per-kernel score, and no measured accuracy unless
+rank.compare also ran the exact ranking). rank.compare: true computes both methods and
+records their Spearman correlation and S/S' agreement; S and S' come from rank.method.
+"""
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 
-from fragile.errors import FragileError
+import pandas as pd
+
+from fragile.checkpoint_run import CheckpointRun
+from fragile.kernel_sets import KernelRanking, TaylorRanking, compare_rankings, ranking_table, taylor_table
+from fragile.params import RankParams
+from fragile.ranking_exact import rank_layer
+from fragile.ranking_taylor import rank_taylor
+from fragile.results import RankResult
 
 
-def read_sets(path: "str | os.PathLike[str]", layer: str | None = None,
-              kernels: int | None = None) -> tuple[list[int], list[int]]:
-    """(S, S') from a rank stage's JSON; with `layer` and `kernels`, they must split exactly the
-    kernels 0..kernels-1 of that layer (a rank result of another layer or model is refused)."""
-    import json
-    from pathlib import Path
+@dataclass(frozen=True)
+class Ranked:
+    result: RankResult  # results/rank/epoch_N.json
+    table: pd.DataFrame  # per kernel: accuracy and loss and/or score, and the set (results/rank/epoch_N.csv)
 
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        fragile, null = [int(k) for k in data["fragile"]], [int(k) for k in data["null"]]
-    except FileNotFoundError:
-        raise FragileError(f"{path} not found; run the rank stage first (dvc repro rank)") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise FragileError(f"{path} is not a rank stage output (needs 'fragile' and 'null' lists); rerun rank") from None
-    if not fragile or not null or set(fragile) & set(null):
-        raise FragileError(f"{path} must hold two non-empty, disjoint kernel sets; rerun rank")
-    ranked = data.get("layer", "conv1")
-    if layer is not None and (ranked != layer or sorted(fragile + null) != list(range(kernels or 0))):
-        raise FragileError(f"{path} ranks {len(fragile + null)} kernels of {ranked}, but analysis.layer is {layer} "
-                           f"with {kernels} kernels; rerun rank (dvc repro rank)")
-    return fragile, null
+
+def rank_checkpoint(run: CheckpointRun, p: RankParams) -> Ranked:
+    """The kernels of `run`'s conv ranked on its examples; an empty S or S' is an error."""
+    exact = taylor = None
+    if p.method == "ablation" or p.compare:
+        exact = run.combine("rank", lambda advance: rank_layer(
+            run.model, run.layer, run.batches(), p.drop, device=run.device, progress=advance), note="ablation")
+    if p.method == "taylor" or p.compare:
+        taylor = run.combine("rank", lambda advance: rank_taylor(
+            run.model, run.batches(), p.drop, device=run.device, progress=advance, layer=run.layer), note="taylor")
+    chosen = exact if p.method == "ablation" else taylor
+    assert chosen is not None
+    chosen.check_sets()
+    return Ranked(_result(run, p, chosen, exact, taylor), _table(p, exact, taylor))
+
+
+def _result(run: CheckpointRun, p: RankParams, chosen: KernelRanking | TaylorRanking,
+            exact: KernelRanking | None, taylor: TaylorRanking | None) -> RankResult:
+    return RankResult(
+        checkpoint=str(run.checkpoint), epoch=run.epoch, layer=run.layer, split=p.split, drop=p.drop,
+        method=p.method, examples=chosen.examples,
+        baseline_accuracy=exact.baseline_accuracy if exact else None,
+        mean_accuracy=exact.mean_accuracy if exact else None,
+        num_fragile=len(chosen.fragile), num_null=len(chosen.null), fragile=chosen.fragile, null=chosen.null,
+        accuracy=exact.accuracy if exact else None, device=run.device.type,
+        score=taylor.score if taylor else None, mean_score=taylor.mean_score if taylor else None,
+        baseline_loss=taylor.baseline_loss if taylor else None,
+        comparison=compare_rankings(taylor, exact) if exact and taylor else None,
+    )
+
+
+def _table(p: RankParams, exact: KernelRanking | None, taylor: TaylorRanking | None) -> pd.DataFrame:
+    """The per-kernel table; its sets come from the method in use."""
+    if exact is not None and p.method == "ablation":
+        table = ranking_table(exact)
+        if taylor is not None:
+            table.insert(3, "score", taylor.score)
+        return table
+    assert taylor is not None
+    return taylor_table(taylor, exact)
+
+
+def summary_line(result: RankResult, where: str) -> str:
+    line = f"{result.checkpoint}: {result.layer}, {result.method}: |S| = {result.num_fragile}, |S'| = {result.num_null}"
+    if result.accuracy is not None:
+        line += f", mean drop accuracy {result.mean_accuracy:.4f} (baseline {result.baseline_accuracy:.4f})"
+    if result.comparison is not None:
+        c = result.comparison
+        line += f", taylor vs exact: Spearman {c['spearman']:.3f}, same set {c['set_agreement']:.0%}"
+    return line + f", {result.examples} {result.split} examples on {where}"
