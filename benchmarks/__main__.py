@@ -18,6 +18,7 @@ from fragile import models
 from fragile.atomic import write_text
 from fragile.data import load_split
 from fragile.devices import to_device
+from fragile.layout import checkpoint_file
 from fragile.params import load_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     with tempfile.TemporaryDirectory(prefix="fragile-bench-") as tmp, ThreadPoolExecutor(1) as pool:
         scratch = Path(tmp)
-        trained = ROOT / "models" / "original" / f"epoch_{params.train.checkpoints[-1]}.pt"
+        trained = ROOT / "models" / "original" / checkpoint_file(params.train.checkpoints[-1])
         data = ROOT / "data" / "prepared"
         own_outputs = trained.exists() and (data / "manifest.json").exists()
         if args.quick and not own_outputs:  # item 5 is what trains a model when there is none

@@ -24,7 +24,8 @@ from fragile.evaluation import compare
 from fragile.hardening import harden_model
 from fragile.models import build
 from fragile.params import AttackParams, RankParams, TrainParams
-from fragile.ranking import rank_conv1, rank_taylor
+from fragile.ranking_exact import rank_conv1
+from fragile.ranking_taylor import rank_taylor
 from fragile.sweep import fgsm_sweep
 from fragile.training import make_optimizer, train_one_epoch
 

@@ -3,10 +3,14 @@ the exact ranking (time, Spearman correlation, S/S' agreement)."""
 
 from __future__ import annotations
 
+from benchmarks.reference_ranking import rank_by_hooks
 from benchmarks.timing import Ratio, interleaved
 from fragile.data import Split
+from fragile.kernel_drop import drop_point
+from fragile.kernel_sets import compare_rankings
 from fragile.models import FragileNet
-from fragile.ranking import compare_rankings, drop_point, rank_by_hooks, rank_conv1, rank_taylor
+from fragile.ranking_exact import rank_conv1
+from fragile.ranking_taylor import rank_taylor
 
 
 def run(model: FragileNet, split: Split, batch_size: int, drop: str, repeats: int,

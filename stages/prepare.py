@@ -14,8 +14,8 @@ from fragile.params import load_params
 
 @reports_errors
 def main(
-    out: Path = typer.Option(Path("data/prepared"), help="Folder for the prepared arrays and manifest.json."),
-    params: Path = typer.Option(Path("params.yaml"), help="Params file (reads seed, data.*)."),
+    out: Path = typer.Option(..., help="Folder for the prepared arrays and manifest.json."),
+    params: Path = typer.Option(..., help="Params file (reads seed, data.*)."),
 ) -> None:
     """Prepare the dataset named by data.dataset into train/val/test arrays."""
     p = load_params(params)

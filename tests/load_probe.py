@@ -81,7 +81,7 @@ def run(examples: int, batch_size: int, epsilons: list[float], rank_examples: in
     from fragile.evaluation import compare
     from fragile.hardening import harden_model
     from fragile.models import build
-    from fragile.ranking import rank_conv1
+    from fragile.ranking_exact import rank_conv1
     from fragile.sweep import fgsm_sweep
 
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ def _data(seed, layer, fgsm, count, rev):
         "params": {"params.yaml": {"data": {"seed": seed, "epsilon": 0.1, "train": {"checkpoints": [1, 2]},
                                             "analysis": {"layer": layer}}}},
         "metrics": {"metrics/headline.json": {"data": {
-            "epsilon": 0.1, "layer": layer, "epoch_2": {"original": {"fgsm_accuracy": fgsm}},
+            "format_version": 1, "epsilon": 0.1, "layer": layer, "epoch_2": {"original": {"fgsm_accuracy": fgsm}},
             "stability": {"always_fragile_count": count}}}},
         "deps": {}, "outs": {}, "meta": {},
     }
@@ -54,6 +54,7 @@ def test_finished_experiments_grouped_by_every_param_but_seed():
     runs = finished_runs(show_json())
     assert [r["run"] for r in runs] == ["seed-0", "seed-1", "seed-2", "deep-0", "deep-1"]
     table = aggregate(runs).set_index(["analysis.layer", "metric"])
+    assert "format_version" not in set(table.index.get_level_values("metric"))  # a file format, not a result
     conv1 = table.loc[("conv1", "epoch_2.original.fgsm_accuracy")]
     assert conv1["n"] == 3 and conv1["mean"] == pytest.approx(0.6) and conv1["std"] == pytest.approx(0.1)
     assert conv1["seeds"] == "0, 1, 2" and conv1["group"] == "analysis.layer=conv1"

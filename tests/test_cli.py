@@ -98,7 +98,8 @@ def test_a_params_file_with_a_typo_or_bad_value_stops_every_stage_in_one_line(tm
     edit(raw)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
-    out = run("train", "--data", str(tmp_path / "none"), "--params", str(params), cwd=tmp_path)
+    out = run("train", "--data", str(tmp_path / "none"), "--models", str(tmp_path / "m"), "--live", str(tmp_path / "l"),
+              "--resume-dir", str(tmp_path / "r"), "--params", str(params), cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     (line,) = out.stderr.strip().splitlines()
     assert line in (f"error: {params}: {message}", f"error: {message}")
@@ -143,3 +144,9 @@ def test_a_tampered_data_file_stops_the_stage_naming_the_file(tmp_path, tiny_mod
               "--sets", str(tmp_path / "s.json"), "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"{data / 'val_images.npy'} does not match the sha256 in {data / 'manifest.json'}" in out.stderr
+
+
+def test_a_stage_without_a_path_option_names_it_and_writes_nothing(tmp_path):
+    out = run("prepare", "--out", str(tmp_path / "prepared"), cwd=tmp_path)  # no --params: nothing is assumed
+    assert out.returncode == 2 and "Missing option '--params'" in out.stderr
+    assert not (tmp_path / "prepared").exists()

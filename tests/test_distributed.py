@@ -133,7 +133,7 @@ def test_shards_are_whole_batches_covering_the_split_once(n, batch, world):
 def test_counts_sum_exactly_over_shards():
     a = SweepResult([0.0, 0.1], examples=3, clean_correct=3, correct=[3, 1], targeted=[0, 2])
     b = SweepResult([0.0, 0.1], examples=2, clean_correct=1, correct=[1, 0], targeted=[1, 1])
-    total = distributed._sum([a, b])
+    total = a.merge(b)
     assert (total.examples, total.clean_correct, total.correct, total.targeted) == (5, 4, [4, 1], [1, 3])
 
 

@@ -8,8 +8,6 @@ from PIL import Image
 
 import fake_results as fake
 from fragile import figures
-from fragile.comparison import comparison_from_counts
-from fragile.errors import FragileError
 from stages import figures as figures_stage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -24,7 +22,7 @@ BUILDERS = {
     "fig1": (lambda: figures.kernel_drop_figure(fake.rank(1), 1, "resnet18, mnist5k"), figures.KERNEL_DROP_SIZE),
     "fig2": (lambda: figures.attack_figure({e: fake.attack(e) for e in EPOCHS}, "resnet18, mnist5k"),
              figures.ATTACK_SIZE),
-    "fig3": (lambda: figures.hardening_figure(comparison_from_counts(fake.counts(1)), 1), figures.HARDENING_SIZE),
+    "fig3": (lambda: figures.hardening_figure(fake.comparison(1), 1), figures.HARDENING_SIZE),
     "fig4": (lambda: figures.persistence_figure(_ranks(), "resnet18, mnist5k"), figures.PERSISTENCE_SIZE),
 }
 
@@ -56,7 +54,7 @@ def test_identical_inputs_give_byte_identical_pngs(tmp_path, name):
 def test_different_inputs_give_different_pngs(tmp_path):
     rank = fake.rank(1)
     figures.save_png(figures.kernel_drop_figure(rank, 1), tmp_path / "a.png")
-    rank["accuracy"][3] -= 0.2
+    rank.accuracy[3] -= 0.2
     figures.save_png(figures.kernel_drop_figure(rank, 1), tmp_path / "b.png")
     assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()
 
@@ -65,9 +63,9 @@ def test_fig1_marks_fragile_below_and_null_above_the_mean():
     rank = fake.rank(2)
     ax = figures.kernel_drop_figure(rank, 2).axes[0]
     fragile_points, null_points = (c.get_offsets() for c in ax.collections)
-    mean = 100 * rank["mean_accuracy"]
-    assert sorted(fragile_points[:, 0]) == rank["fragile"] and (fragile_points[:, 1] < mean).all()
-    assert sorted(null_points[:, 0]) == rank["null"] and (null_points[:, 1] >= mean).all()
+    mean = 100 * rank.mean_accuracy
+    assert sorted(fragile_points[:, 0]) == rank.fragile and (fragile_points[:, 1] < mean).all()
+    assert sorted(null_points[:, 0]) == rank.null and (null_points[:, 1] >= mean).all()
     assert ax.get_xlabel() and ax.get_ylabel() and "epoch 2" in ax.get_title()
 
 
@@ -82,7 +80,7 @@ def test_fig2_right_panel_is_log_scaled_without_epsilon_zero():
 
 
 def test_fig3_has_targeting_and_three_accuracy_curves():
-    comparison = comparison_from_counts(fake.counts(1))
+    comparison = fake.comparison(1)
     left, right = figures.hardening_figure(comparison, 1).axes
     assert len(left.get_lines()) == len(right.get_lines()) == 3
     assert list(right.get_lines()[1].get_ydata()) == [100 * comparison.hardened.accuracy(i)
@@ -91,8 +89,8 @@ def test_fig3_has_targeting_and_three_accuracy_curves():
 
 def test_fig4_circles_kernels_fragile_at_every_checkpoint_and_crosses_the_rest():
     ranks = _ranks()
-    always, some = figures.fragile_persistence(ranks)
-    sets = [set(r["fragile"]) for r in ranks.values()]
+    always, some = figures.fragile_persistence(figures.fragile_sets(ranks))
+    sets = [set(r.fragile) for r in ranks.values()]
     assert set(always) == set.intersection(*sets) and always
     assert set(some) == set.union(*sets) - set(always) and some
     circles, crosses = figures.persistence_figure(ranks).axes[0].collections
@@ -101,8 +99,8 @@ def test_fig4_circles_kernels_fragile_at_every_checkpoint_and_crosses_the_rest()
 
 
 def test_one_checkpoint_has_every_fragile_kernel_persistent():
-    always, some = figures.fragile_persistence({1: fake.rank(1)})
-    assert always == fake.rank(1)["fragile"] and some == []
+    always, some = figures.fragile_persistence({1: fake.rank(1).fragile})
+    assert always == fake.rank(1).fragile and some == []
 
 
 def test_the_stage_writes_every_figure_and_its_data(tmp_path):
@@ -128,17 +126,20 @@ def test_the_stage_names_the_missing_stage(tmp_path, capsys):
     assert "run the evaluate stage first" in capsys.readouterr().err
 
 
-def test_a_result_without_its_keys_is_a_one_line_error(tmp_path):
-    from fragile.results import read_result
-
-    fake.write_json(tmp_path / "old.json", {"accuracy": []})
-    with pytest.raises(FragileError, match="lacks fragile, null; .*rerun the rank stage"):
-        read_result(tmp_path / "old.json", "rank", ["accuracy", "fragile", "null"])
-
-
 def test_kernel_figures_name_the_analysed_layer():
-    rank = {**fake.rank(1), "layer": "layer2.0.conv2"}
+    rank = fake.rank(1, layer="layer2.0.conv2")
     ax = figures.kernel_drop_figure(rank, 1).axes[0]
     assert ax.get_xlabel().startswith("layer2.0.conv2 kernel") and "layer2.0.conv2" in ax.get_title()
     assert "layer2.0.conv2" in figures.persistence_figure({1: rank}).axes[0].get_title()
     assert "conv1" in figures.kernel_drop_figure(fake.rank(1), 1).axes[0].get_title()
+
+
+def test_a_rank_result_without_measured_accuracy_is_a_one_line_error():
+    import dataclasses
+
+    from fragile.errors import FragileError
+
+    taylor = dataclasses.replace(fake.rank(1), method="taylor", accuracy=None, mean_accuracy=None,
+                                 baseline_accuracy=None)
+    with pytest.raises(FragileError, match="epoch 1 has no measured accuracy per kernel .*rank.compare: true"):
+        figures.kernel_drop_figure(taylor, 1)

@@ -8,6 +8,7 @@ import torch
 from fragile.hardening import (
     filter_singular_values,
     gavish_donoho_lambda,
+    harden_checkpoint,
     harden_model,
     harden_weight,
     threshold_tau,
@@ -136,3 +137,15 @@ def test_harden_model_on_a_deeper_conv_changes_only_that_conv(tiny_model):
     assert 0 < report.rank_kept < 78 and report.alpha > 1
     new = hardened.net.layer2[0].conv2.weight
     assert torch.allclose(new[:50], report.alpha * before[f"net.{layer}.weight"][:50])
+
+
+def test_harden_checkpoint_edits_one_weight_of_the_state_dict_and_records_how(tiny_model):
+    checkpoint = {"arch": "resnet18", "epoch": 2, "state_dict": tiny_model.state_dict()}
+    fragile, null = list(range(0, 128, 3)), [k for k in range(128) if k % 3]
+    hardened, report = harden_checkpoint(checkpoint, "layer2.0.conv2", fragile, null, 0.01, "clamp", "fro")
+    before, after = checkpoint["state_dict"], hardened["state_dict"]
+    assert [k for k in before if not torch.equal(before[k], after[k])] == ["net.layer2.0.conv2.weight"]
+    expected, _ = harden_model(tiny_model, fragile, null, 0.01, "clamp", "fro", "layer2.0.conv2")
+    assert torch.equal(after["net.layer2.0.conv2.weight"], expected.net.layer2[0].conv2.weight)
+    assert hardened["hardening"] == {"sigma": 0.01, "threshold": "clamp", "norm": "fro", "layer": "layer2.0.conv2"}
+    assert hardened["epoch"] == 2 and "hardening" not in checkpoint and report.m == len(null)

@@ -11,6 +11,7 @@ import yaml
 
 from fragile import models
 from fragile.data import Split, write_prepared
+from fragile.results import RankResult
 from fragile.summary import kernel_drop_series
 from stages.rank import main as rank_stage
 
@@ -41,7 +42,7 @@ def test_ablation_by_default_keeps_the_measured_accuracy(rank_inputs):
     assert summary["method"] == "ablation"
     assert len(summary["accuracy"]) == 64 and "comparison" not in summary and "score" not in summary
     assert list(table.columns) == ["kernel", "accuracy", "loss", "set"]
-    assert len(kernel_drop_series({1: summary})) == 64
+    assert len(kernel_drop_series({1: RankResult.from_json(summary)})) == 64
 
 
 def test_taylor_alone_has_scores_and_no_accuracy(rank_inputs):
@@ -52,7 +53,7 @@ def test_taylor_alone_has_scores_and_no_accuracy(rank_inputs):
     assert sorted(summary["fragile"] + summary["null"]) == list(range(64))
     assert summary["fragile"] == [k for k, s in enumerate(summary["score"]) if s > summary["mean_score"]]
     assert list(table.columns) == ["kernel", "score", "set"]
-    assert kernel_drop_series({1: summary}).empty  # summarize copes: no measured accuracy to plot
+    assert kernel_drop_series({1: RankResult.from_json(summary)}).empty  # summarize copes: no measured accuracy
 
 
 @pytest.mark.parametrize("method", ["taylor", "ablation"])

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 
 import fake_results as fake
-from fragile.comparison import comparison_from_counts
 from fragile.figures import figure_names
-from fragile.report import ReportInputs, RunConfig, build_report, markdown_table
+from fragile.paper import RunConfig
+from fragile.report import ReportInputs, build_report
 from stages import report as report_stage
 
 EPOCHS = (1, 2)
@@ -22,7 +23,7 @@ def inputs(config: RunConfig | None = None, epochs: tuple[int, ...] = EPOCHS, **
         ranks={e: fake.rank(e) for e in epochs},
         attacks={e: fake.attack(e) for e in epochs},
         hardens={e: fake.harden(e) for e in epochs},
-        comparisons={e: comparison_from_counts(fake.counts(e)) for e in epochs},
+        comparisons={e: fake.comparison(e) for e in epochs},
         headline=fake.headline_metrics(epochs),
         training={"train": {"accuracy": 0.91}, "val": {"accuracy": 0.88}},
     )
@@ -36,12 +37,12 @@ def _row(text: str, first_cell: str) -> str:
 def test_tables_show_accuracy_per_epsilon_per_checkpoint_and_kernel_counts():
     text = build_report(inputs())
     a1, a2 = fake.attack(1), fake.attack(2)
-    assert _row(text, "0 (clean)").startswith(f"| 0 (clean) | {100 * a1['accuracy'][0]:.1f}% | "
-                                              f"{100 * a2['accuracy'][0]:.1f}% |")
+    assert _row(text, "0 (clean)").startswith(f"| 0 (clean) | {100 * a1.accuracy[0]:.1f}% | "
+                                              f"{100 * a2.accuracy[0]:.1f}% |")
     r1 = fake.rank(1)
-    kernels = fake.headline_metrics(EPOCHS)["epoch_1"]["kernels"]
-    assert re.search(rf"\| 1 \| 70.0% \| {100 * r1['mean_accuracy']:.1f}% \| {kernels['fragile']} \| "
-                     rf"{kernels['null']} \| {100 * kernels['fragile_fraction']:.1f}% \|", text)
+    kernels = fake.headline_metrics(EPOCHS).checkpoints[1].kernels
+    assert re.search(rf"\| 1 \| 70.0% \| {100 * r1.mean_accuracy:.1f}% \| {kernels.fragile} \| "
+                     rf"{kernels.null} \| {100 * kernels.fragile_fraction:.1f}% \|", text)
     assert "| 1 | 5 | 49 | 0.102 | 1.6 | 0.015 | 0.5 | 4 of 5 | 4 | 1.25 | truncate | spectral | harden.noise |" in text
     assert "No noise search ran" in text
 
@@ -49,11 +50,11 @@ def test_tables_show_accuracy_per_epsilon_per_checkpoint_and_kernel_counts():
 def test_changing_a_metric_changes_the_report():
     before = build_report(inputs())
     attacks = {e: fake.attack(e) for e in EPOCHS}
-    attacks[2]["accuracy"][2] = 0.4321
+    attacks[2].accuracy[2] = 0.4321
     after = build_report(inputs(attacks=attacks))
     assert "43.2%" in after and "43.2%" not in before
     headline = fake.headline_metrics(EPOCHS)
-    headline["epoch_2"]["hardened"]["fgsm_accuracy_transfer"] = 0.1234
+    headline.checkpoints[2].hardened["fgsm_accuracy_transfer"] = 0.1234
     assert "12.3%" in build_report(inputs(headline=headline))
 
 
@@ -69,7 +70,7 @@ def test_the_papers_numbers_are_labelled_and_a_different_configuration_is_not_co
     for published in ("75.87%", "58.88%", "99.42%", "79.4%", "37%", "≈89%"):
         assert published in text
     assert "paper (published)" in text
-    line = next(s for s in text.splitlines() if s.startswith("**Does this run agree with the paper?**"))
+    line = next(row for row in text.splitlines() if row.startswith("**Does this run agree with the paper?**"))
     assert "Not comparable" in line and "resnet18" in line and "mnist5k" in line
     assert "not comparable: architecture, dataset, epochs differ" in text
     assert "mnist5k (a 5,000-digit MNIST subset) vs MNIST" in text
@@ -77,14 +78,15 @@ def test_the_papers_numbers_are_labelled_and_a_different_configuration_is_not_co
 
 def test_a_matching_configuration_is_compared_within_sampling_error():
     config = RunConfig("cifar10", "resnet50", "imagenet", 100, (100,), 0)
-    attack = {"examples": 1000, "clean_accuracy": 0.76, "epsilons": [0.0, 0.01], "accuracy": [0.76, 0.50],
-              "targeting_pct": [0.0, 90.0]}
-    counts = {**fake.counts(100), "epsilons": [0.0, 0.01]}
-    for name in ("original", "hardened", "transfer"):
-        counts[name] = {k: v[:2] if isinstance(v, list) else v for k, v in counts[name].items()}
-    text = build_report(inputs(config, (100,), attacks={100: attack},
-                               comparisons={100: comparison_from_counts(counts)}))
-    line = next(s for s in text.splitlines() if s.startswith("**Does this run agree with the paper?**"))
+    sweep = fake.sweep([0.0, 0.01], 760, [760, 500], [0, 900], examples=1000)
+    attack = dataclasses.replace(fake.attack(100), examples=1000, clean_accuracy=0.76, epsilons=[0.0, 0.01],
+                                 accuracy=[0.76, 0.50], targeting_pct=[0.0, 90.0], targeting_pct_absolute=[0.0, 90.0],
+                                 targeting_pct_relative=[0.0, 45.0], per_example=sweep.per_example)
+    comparison = fake.comparison(100)
+    comparison = dataclasses.replace(comparison, **{name: fake.sweep([0.0, 0.01], 150, [150, 100], [0, 120])
+                                                    for name in ("original", "hardened", "transfer")})
+    text = build_report(inputs(config, (100,), attacks={100: attack}, comparisons={100: comparison}))
+    line = next(row for row in text.splitlines() if row.startswith("**Does this run agree with the paper?**"))
     assert "clean accuracy agrees" in line  # 76.0% vs 75.87%, 2 SE ≈ 2.7 pp
     assert "FGSM accuracy at ε = 0.01 disagrees" in line  # 50.0% vs 58.88%
     assert "-8.9 pp" in text
@@ -96,10 +98,6 @@ def test_a_matching_configuration_without_the_papers_epsilon_says_what_to_add():
     text = build_report(inputs(config, (1, 100)))
     assert "ε = 0.34 is not on attack.epsilons; add it to compare" in text
     assert "ResNet-50, MNIST, 100 epochs, clean accuracy disagrees" in text  # ours 70.0% vs 99.42%
-
-
-def test_markdown_table_escapes_pipes():
-    assert markdown_table(["a", "b"], [["|S|", 1]]) == "| a | b |\n|---|---|\n| \\|S\\| | 1 |"
 
 
 def test_figures_are_embedded_by_relative_path():
@@ -139,6 +137,9 @@ def test_the_stage_reads_its_numbers_from_the_metrics_files(tmp_path):
     harden["alpha"] = 1.987654
     path.write_text(json.dumps(harden))
     assert "| 1.988 |" in _run_stage(tmp_path)
+    # the real files' per-example outcomes give the per-ε tables their intervals (analysis.bootstrap)
+    fake.write_json(tmp_path / "params.yaml", {**fake.params(EPOCHS), "analysis": {"bootstrap": 50}})
+    assert re.search(r"\| 0 \(clean\) \| 75\.0% \[[\d.]+, [\d.]+\] \|", _run_stage(tmp_path))
 
 
 def test_the_stage_needs_the_figures_first(tmp_path, capsys):
@@ -155,9 +156,9 @@ def _with_pgd(epochs: tuple[int, ...] = EPOCHS, resamples: int = 200) -> dict:
     from test_summary import comparison as masked
 
     comparisons = {1: masked(hardened_fgsm=60, hardened_pgd=20), 2: masked(hardened_fgsm=60, hardened_pgd=40)}
+    blocks = {e: headline(comparisons[e], 0.1, fake.rank(e), fake.harden(e), resamples, 0) for e in epochs}
     return dict(comparisons=comparisons, bootstrap=resamples,
-                headline={"epsilon": 0.1, **{f"epoch_{e}": headline(comparisons[e], 0.1, fake.rank(e), fake.harden(e),
-                                                                   resamples, 0) for e in epochs}})
+                headline=dataclasses.replace(fake.headline_metrics(epochs), checkpoints=blocks))
 
 
 def test_the_report_names_gradient_masking_only_where_pgd_takes_the_gain_away():
@@ -181,11 +182,11 @@ def test_tables_carry_intervals_relative_targeting_and_pgd():
 
 def test_kernel_stability_and_the_analysed_layer_are_reported():
     text = build_report(inputs())
-    s1, s2 = set(fake.rank(1)["fragile"]), set(fake.rank(2)["fragile"])
+    s1, s2 = set(fake.rank(1).fragile), set(fake.rank(2).fragile)
     assert f"epochs 1 → 2: {len(s1 & s2) / len(s1 | s2):.2f}" in text
     assert f"Red circles: kernels fragile at every checkpoint ({len(s1 & s2)}:" in text
     assert "no overlap between checkpoints to measure" in build_report(inputs(epochs=(2,)))
-    ranks = {e: {**fake.rank(e), "layer": "layer2.0.conv2"} for e in EPOCHS}
+    ranks = {e: fake.rank(e, layer="layer2.0.conv2") for e in EPOCHS}
     deeper = build_report(inputs(ranks=ranks))
     assert "### Fig. 1: accuracy with each layer2.0.conv2 kernel dropped" in deeper
     assert "the paper's numbers are for conv1, this run analyses layer2.0.conv2" in deeper

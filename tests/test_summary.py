@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+import fake_results as fake
 from fragile.comparison import Comparison, SweepResult
+from fragile.layout import PLOTS
+from fragile.params import params_from_dict
 from fragile.summary import (
     GAIN_MARGIN,
     accuracy_series,
@@ -10,12 +15,13 @@ from fragile.summary import (
     headline,
     is_gain,
     kernel_stability,
+    summarize,
     targeting_series,
 )
 
 N = 100
-SETS = {"fragile": [0, 1], "null": [2, 3, 4]}
-HARDEN = {"sigma": 0.015, "tau": 0.5, "alpha": 1.2, "rank_kept": 3}
+RANK = fake.rank(1)
+HARDEN = fake.harden(1)
 
 
 def sweep(epsilons: list[float], clean: int, correct: list[int], targeted: list[int]) -> SweepResult:
@@ -41,32 +47,33 @@ def comparison(hardened_fgsm: int, hardened_pgd: int) -> Comparison:
 
 
 def test_a_gain_against_fgsm_that_pgd_takes_away_is_flagged_as_gradient_masking():
-    block = headline(comparison(hardened_fgsm=60, hardened_pgd=20), 0.1, SETS, HARDEN, resamples=500, seed=0)
-    gain = block["gain"]
+    block = headline(comparison(hardened_fgsm=60, hardened_pgd=20), 0.1, RANK, HARDEN, resamples=500, seed=0)
+    gain = block.gain
     assert gain["fgsm_whitebox"] == pytest.approx(0.2) and gain["fgsm_whitebox_gain"]
     assert gain["pgd_whitebox"] == 0.0 and not gain["pgd_whitebox_gain"]
     assert gain["gradient_masking"]
-    assert block["original"]["pgd_accuracy"] == 0.2 and block["hardened"]["pgd_accuracy_whitebox"] == 0.2
+    assert block.original["pgd_accuracy"] == 0.2 and block.hardened["pgd_accuracy_whitebox"] == 0.2
+    assert block.kernels.fragile == len(RANK.fragile) and block.harden.alpha == HARDEN.alpha
 
 
 def test_a_gain_that_holds_under_pgd_is_not_masking():
-    gain = headline(comparison(hardened_fgsm=60, hardened_pgd=40), 0.1, SETS, HARDEN, resamples=500, seed=0)["gain"]
+    gain = headline(comparison(hardened_fgsm=60, hardened_pgd=40), 0.1, RANK, HARDEN, resamples=500, seed=0).gain
     assert gain["fgsm_whitebox_gain"] and gain["pgd_whitebox_gain"] and not gain["gradient_masking"]
 
 
 def test_every_share_gets_an_interval_around_it_and_none_when_resampling_is_off():
-    on = headline(comparison(60, 20), 0.1, SETS, HARDEN, resamples=300, seed=1)
-    for side in ("original", "hardened"):
-        numbers = [k for k in on[side] if not k.endswith("_ci95")]
+    on = headline(comparison(60, 20), 0.1, RANK, HARDEN, resamples=300, seed=1)
+    for side in (on.original, on.hardened):
+        numbers = [k for k in side if not k.endswith("_ci95")]
         assert len(numbers) >= 5
         for key in numbers:
-            low, high = on[side][f"{key}_ci95"]
-            assert low <= on[side][key] <= high, key
-    assert on["original"]["targeting_pct"] == 80.0 and on["original"]["targeting_pct_relative"] == 40.0
-    assert 60 < on["original"]["targeting_pct_ci95"][0] < 80 < on["original"]["targeting_pct_ci95"][1] < 100
-    off = headline(comparison(60, 20), 0.1, SETS, HARDEN, resamples=0)
-    assert not [k for side in ("original", "hardened", "gain") for k in off[side] if k.endswith("_ci95")]
-    assert off["original"]["fgsm_accuracy"] == on["original"]["fgsm_accuracy"]
+            low, high = side[f"{key}_ci95"]
+            assert low <= side[key] <= high, key
+    assert on.original["targeting_pct"] == 80.0 and on.original["targeting_pct_relative"] == 40.0
+    assert 60 < on.original["targeting_pct_ci95"][0] < 80 < on.original["targeting_pct_ci95"][1] < 100
+    off = headline(comparison(60, 20), 0.1, RANK, HARDEN, resamples=0)
+    assert not [k for side in (off.original, off.hardened, off.gain) for k in side if k.endswith("_ci95")]
+    assert off.original["fgsm_accuracy"] == on.original["fgsm_accuracy"]
 
 
 def test_without_intervals_a_gain_must_exceed_the_margin():
@@ -83,7 +90,7 @@ def test_plot_series_include_pgd_and_relative_targeting():
 
 
 def _ranks(*fragile_sets):
-    return {epoch: {"fragile": sorted(s)} for epoch, s in fragile_sets}
+    return {epoch: sorted(s) for epoch, s in fragile_sets}
 
 
 def test_jaccard_between_consecutive_checkpoints_and_the_always_fragile_kernels():
@@ -106,3 +113,38 @@ def test_identical_and_disjoint_sets():
 def test_a_single_checkpoint_has_no_pairs_and_its_whole_set_is_always_fragile():
     stability = kernel_stability(_ranks((3, {5, 1, 9})))
     assert stability == {"checkpoints": [3], "always_fragile": [1, 5, 9], "always_fragile_count": 3}
+
+
+def _summarize(epsilon, off_grid):
+    epochs = (1, 2)
+    said = []
+    headline_, plots = summarize(params_from_dict(fake.params(epochs, epsilon)), {e: fake.rank(e) for e in epochs},
+                                 {e: fake.harden(e) for e in epochs}, {e: fake.evaluate(e) for e in epochs},
+                                 off_grid=off_grid, say=said.append)
+    return headline_, plots, said
+
+
+def test_summarize_reads_evaluates_counts_on_the_grid_and_attacks_only_off_it():
+    def refuse(epoch, rank):
+        raise AssertionError("ε = 0.1 is on the grid")
+
+    on_grid, plots, said = _summarize(0.1, refuse)
+    assert sorted(on_grid.checkpoints) == [1, 2] and on_grid.layer == "conv1"
+    assert on_grid.checkpoints[2].original["fgsm_accuracy"] == fake.comparison(2).original.accuracy(2)
+    assert list(plots) == list(PLOTS) and all(len(table) for table in plots.values())
+    assert any(line.startswith("epoch 2 at ε=0.1: PGD original") for line in said)
+
+    attacked = []
+
+    def attack(epoch, rank):  # stands in for FGSM at ε = 0.2: the original's counts at 0.1, halved
+        attacked.append((epoch, rank.fragile))
+        c = fake.comparison(epoch)
+        half = [dataclasses.replace(s, epsilons=[0.2], correct=[s.correct[2] // 2]) for s in
+                (c.original, c.hardened, c.transfer)]
+        return Comparison(*half)
+
+    off_grid, _, said = _summarize(0.2, attack)
+    assert attacked == [(1, fake.rank(1).fragile), (2, fake.rank(2).fragile)]
+    assert off_grid.checkpoints[1].original["fgsm_accuracy"] == fake.comparison(1).original.correct[2] // 2 / 200
+    assert "pgd_accuracy" not in off_grid.checkpoints[1].original  # PGD runs on attack.pgd_epsilons only
+    assert "epoch 1: ε=0.2 is not in attack.epsilons; attacking at it now" in said

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from fragile.errors import FragileError
+from fragile.results import FORMAT_KEY
 
 PARAMS_FILE = "params.yaml"
 METRICS_FILE = "metrics/headline.json"
@@ -99,13 +100,14 @@ def aggregate(runs: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _numeric(metrics: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers among the metrics, without the params and the file's format version."""
     return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in params}
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in params and k != FORMAT_KEY}
 
 
 def markdown(table: pd.DataFrame) -> str:
     """One markdown table per group: metric | mean ± std | n."""
-    from fragile.report import markdown_table
+    from fragile.markdown import markdown_table
 
     parts = []
     for label, group in table.groupby("group", sort=False):

@@ -1,12 +1,12 @@
 """Attack results as exact counts: per-ε sweeps and the original-vs-hardened comparison.
 
 Torch-free on purpose: the aggregation stages (summarize, figures, report) read these from
-JSON without paying for a torch import, and shards of a sweep sum exactly.
+JSON (fragile.results) without paying for a torch import, and shards of a sweep merge exactly.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pandas as pd
@@ -14,27 +14,60 @@ import pandas as pd
 FLAG_KINDS = ("correct", "targeted", "targeted_relative")
 
 
-@dataclass
-class SweepResult:
-    """Counts per ε; fractions are derived so that shards can be summed exactly.
+@dataclass(kw_only=True)
+class SweepCounts:
+    """The exact counts of one sweep, without its ε grid and example count (which a
+    comparison's sweeps share): what results/evaluate stores per setting.
 
     `targeted` counts Algorithm 1 on absolute distances d_k (the paper), `targeted_relative`
     on d_k / ‖f_L(x)_k‖. `per_example` keeps each example's outcome as a '0'/'1' string in
     example order ("clean", and one string per ε for each of FLAG_KINDS), which the bootstrap
-    resamples; shards concatenate. It is empty for results written before it existed."""
+    resamples."""
 
-    epsilons: list[float]
-    examples: int = 0
     clean_correct: int = 0
     correct: list[int] = field(default_factory=list)
     targeted: list[int] = field(default_factory=list)
     targeted_relative: list[int] = field(default_factory=list)
     per_example: dict[str, Any] = field(default_factory=dict)
 
+    def sweep(self, epsilons: list[float], examples: int) -> SweepResult:
+        return SweepResult(list(epsilons), examples, **_count_fields(self))
+
+
+def _count_fields(counts: SweepCounts) -> dict[str, Any]:
+    return {f.name: getattr(counts, f.name) for f in fields(SweepCounts)}
+
+
+@dataclass
+class SweepResult(SweepCounts):
+    """Counts per ε over `examples` examples; fractions are derived, so that the shards of a
+    sweep merge exactly (`merge`)."""
+
+    epsilons: list[float]
+    examples: int = 0
+
     def __post_init__(self) -> None:
         self.correct = self.correct or [0] * len(self.epsilons)
         self.targeted = self.targeted or [0] * len(self.epsilons)
         self.targeted_relative = self.targeted_relative or [0] * len(self.epsilons)
+
+    def counts(self) -> SweepCounts:
+        return SweepCounts(**_count_fields(self))
+
+    def merge(self, other: SweepResult) -> SweepResult:
+        """This sweep and `other`, run on the next examples of the same ε grid: counts add,
+        per-example strings join (this one's examples first)."""
+        if other.epsilons != self.epsilons:
+            raise ValueError(f"cannot merge sweeps over different ε grids: {self.epsilons} vs {other.epsilons}")
+        return SweepResult(
+            list(self.epsilons),
+            self.examples + other.examples,
+            clean_correct=self.clean_correct + other.clean_correct,
+            correct=_added(self.correct, other.correct),
+            targeted=_added(self.targeted, other.targeted),
+            targeted_relative=_added(self.targeted_relative, other.targeted_relative),
+            per_example=_joined(self.per_example, other.per_example),
+        )
 
     def record_clean(self, correct: list[bool]) -> None:
         self.clean_correct += sum(correct)
@@ -48,7 +81,7 @@ class SweepResult:
         strings[i] += _flags(outcomes)
 
     def outcomes(self, kind: str, i: int | None = None) -> str:
-        """The '0'/'1' string of `kind` at ε index i ("clean" takes no index); "" if not stored."""
+        """The '0'/'1' string of `kind` at ε index i ("clean" takes no index); "" if nothing was recorded."""
         if kind == "clean":
             return self.per_example.get("clean", "")
         strings = self.per_example.get(kind)
@@ -75,6 +108,21 @@ class SweepResult:
         ]
 
 
+def _added(a: list[int], b: list[int]) -> list[int]:
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
+def _joined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Per-example outcome strings of two shards, the first's examples first."""
+    joined: dict[str, Any] = {}
+    for kind, value in first.items():
+        if isinstance(value, str):
+            joined[kind] = value + second[kind]
+        else:
+            joined[kind] = [a + b for a, b in zip(value, second[kind], strict=True)]
+    return joined
+
+
 def _flags(outcomes: list[bool]) -> str:
     return "".join("1" if o else "0" for o in outcomes)
 
@@ -87,6 +135,13 @@ class Comparison:
     # L∞ PGD, white-box against each model, on attack.pgd_epsilons (None: not run)
     pgd_original: SweepResult | None = None
     pgd_hardened: SweepResult | None = None
+
+    def merge(self, other: Comparison) -> Comparison:
+        """This comparison and `other`'s, run on the next examples: each sweep merged."""
+        def merged(a: SweepResult | None, b: SweepResult | None) -> SweepResult | None:
+            return None if a is None or b is None else a.merge(b)
+
+        return Comparison(*(merged(getattr(self, f.name), getattr(other, f.name)) for f in fields(Comparison)))
 
 
 def comparison_table(result: Comparison) -> pd.DataFrame:
@@ -129,31 +184,12 @@ def pgd_table(result: Comparison) -> pd.DataFrame:
     )
 
 
-def _counts(sweep: SweepResult) -> dict[str, Any]:
-    return {k: v for k, v in asdict(sweep).items() if k not in ("epsilons", "examples")}
-
-
-def comparison_counts(result: Comparison) -> dict[str, Any]:
-    """Exact counts (JSON-ready), from which every fraction can be recomputed. PGD has its
-    own ε grid, so it sits in its own block."""
-    out = {
-        "examples": result.original.examples,
-        "epsilons": result.original.epsilons,
-        **{name: _counts(sweep) for name, sweep in (("original", result.original), ("hardened", result.hardened),
-                                                   ("transfer", result.transfer))},
-    }
-    if result.pgd_original is not None and result.pgd_hardened is not None:
-        out["pgd"] = {"epsilons": result.pgd_original.epsilons, "original": _counts(result.pgd_original),
-                      "hardened": _counts(result.pgd_hardened)}
-    return out
-
-
-def comparison_from_counts(counts: dict[str, Any]) -> Comparison:
-    def sweep(block: dict[str, Any], name: str) -> SweepResult:
-        return SweepResult(list(block["epsilons"]), counts["examples"], **block[name])
-
-    pgd = counts.get("pgd")
-    return Comparison(
-        original=sweep(counts, "original"), hardened=sweep(counts, "hardened"), transfer=sweep(counts, "transfer"),
-        pgd_original=sweep(pgd, "original") if pgd else None, pgd_hardened=sweep(pgd, "hardened") if pgd else None,
-    )
+def comparison_lines(result: Comparison) -> list[str]:
+    """Accuracies and attack on S per ε (and per PGD ε), one line each."""
+    lines = [f"ε={row.epsilon:<6g} accuracy original {row.original_accuracy:.4f} hardened "
+             f"{row.hardened_whitebox_accuracy:.4f} transfer {row.hardened_transfer_accuracy:.4f} | on S original "
+             f"{row.original_targeting_pct:.1f}% hardened {row.hardened_targeting_pct:.1f}%"
+             for row in comparison_table(result).itertuples()]
+    lines += [f"PGD ε={row.epsilon:<6g} accuracy original {row.original_pgd_accuracy:.4f}"
+              f" hardened {row.hardened_pgd_accuracy:.4f}" for row in pgd_table(result).itertuples()]
+    return lines

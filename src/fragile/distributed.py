@@ -15,22 +15,23 @@ NCCL on CUDA, gloo otherwise.
 
 Evaluation stages split their examples into whole batches per process (`shard`): every batch
 is the batch one process would have seen, so its integer counts are the same, and the counts
-of all processes are summed (`combine`). Float sums (per-kernel mean loss, Taylor scores) are
-added in rank order: the same from run to run, equal to one process's up to float64 rounding.
+of all processes are merged by the result types themselves (`combine` calls their `merge`).
+Float sums (per-kernel losses, Taylor scores) are added in rank order: the same from run to
+run, equal to one process's up to float64 rounding.
 Only rank 0 writes outputs.
 """
 
 from __future__ import annotations
 
 import atexit
-import dataclasses
+import functools
 import os
 import shlex
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -43,6 +44,7 @@ TORCHRUN_ARGS_VAR = "FRAGILE_TORCHRUN_ARGS"
 LAUNCHER_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
 T = TypeVar("T")
+M = TypeVar("M", bound="Mergeable")
 
 
 @dataclass(frozen=True)
@@ -242,57 +244,19 @@ def shard(split: Split, batch_size: int, ctx: Context) -> Split:
     return Split(split.images[first:last], split.labels[first:last])
 
 
-def combine(part: Split, compute: Callable[[], T]) -> T:
-    """`compute()` on this process's shard, summed over the processes (the result alone when
-    there is one process). A process with an empty shard contributes nothing."""
+class Mergeable(Protocol):
+    """A result that merges with the same result computed on the next examples (exact counts
+    and sums, never means)."""
+
+    def merge(self: M, other: M) -> M: ...
+
+
+def combine(part: Split, compute: Callable[[], M]) -> M:
+    """`compute()` on this process's shard, merged over the processes in rank order (the result
+    alone when there is one process). A process with an empty shard contributes nothing."""
     if not (dist.is_available() and dist.is_initialized()):
         return compute()
     parts = [p for p in gather(compute() if len(part) else None) if p is not None]
     if not parts:
         raise FragileError("no examples to evaluate; raise max_examples")
-    return _sum(parts)
-
-
-def _sum(parts: list[Any]) -> Any:
-    from fragile.comparison import Comparison, SweepResult
-    from fragile.ranking import KernelRanking, TaylorRanking
-
-    first = parts[0]
-    if first is None or isinstance(first, SweepResult):
-        return None if first is None else SweepResult(
-            list(first.epsilons),
-            sum(p.examples for p in parts),
-            sum(p.clean_correct for p in parts),
-            [sum(c) for c in zip(*(p.correct for p in parts))],
-            [sum(t) for t in zip(*(p.targeted for p in parts))],
-            [sum(t) for t in zip(*(p.targeted_relative for p in parts))],
-            _concatenated([p.per_example for p in parts]),
-        )
-    if isinstance(first, Comparison):
-        return Comparison(*(_sum([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Comparison)))
-    n = sum(p.examples for p in parts)
-    if isinstance(first, KernelRanking):
-        # accuracy * examples rounds back to the exact integer count; mean * examples gives back
-        # a float64 sum up to rounding, and sum() adds the ranks in order, the same every run.
-        correct = [sum(round(p.accuracy[k] * p.examples) for p in parts) for k in range(len(first.accuracy))]
-        loss = [sum(p.loss[k] * p.examples for p in parts) for k in range(len(first.loss))]
-        base = sum(round(p.baseline_accuracy * p.examples) for p in parts)
-        return KernelRanking(accuracy=[c / n for c in correct], loss=[s / n for s in loss], examples=n,
-                             baseline_accuracy=base / n)
-    if isinstance(first, TaylorRanking):
-        score = [sum(p.score[k] * p.examples for p in parts) for k in range(len(first.score))]
-        return TaylorRanking(score=[s / n for s in score], examples=n,
-                             baseline_loss=sum(p.baseline_loss * p.examples for p in parts) / n)
-    raise TypeError(f"no reduction for {type(first).__name__}")  # a bug, not user input
-
-
-def _concatenated(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-example outcome strings of the shards, joined in rank order (= example order)."""
-    joined: dict[str, Any] = {}
-    for kind, value in outcomes[0].items():
-        if isinstance(value, str):
-            joined[kind] = "".join(o[kind] for o in outcomes)
-        else:
-            joined[kind] = ["".join(o[kind][i] for o in outcomes) for i in range(len(value))]
-    return joined
-
+    return functools.reduce(lambda total, p: total.merge(p), parts)

@@ -1,16 +1,30 @@
-"""Original vs hardened: the noise-level search and the side-by-side FGSM evaluation."""
+"""Original vs hardened: the noise-level search and the side-by-side FGSM and PGD evaluation.
+
+`evaluate_checkpoint` is the evaluate stage's work; `fgsm_at_epsilon` is summarize's attack
+at an ε off evaluate's grid; `search_noise_on_val` is harden's choice of σ.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from fragile import models
+from fragile.checkpoint_run import CheckpointRun
 from fragile.comparison import Comparison, SweepResult
+from fragile.data import load_split, read_manifest
+from fragile.devices import pick_device, to_device
 from fragile.hardening import HardenReport, harden_model
 from fragile.models import FragileNet, conv_layer
+from fragile.params import EvaluateParams, Params
+from fragile.results import EvaluateResult, NoiseTrialRow
 from fragile.sweep import fgsm_sweep, pgd_sweep
+
+NOISE_SEARCH_BATCH = 250
 
 BatchFactory = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -79,9 +93,55 @@ def compare(
         if pgd is None or not pgd.epsilons:
             return None
         return pgd_sweep(target, batches(), pgd.epsilons, fragile, null, conv_layer(target, layer), pgd.steps,
-                         pgd.step,                         pgd.seed, device=device, progress=progress)
+                         pgd.step, pgd.seed, device=device, progress=progress)
 
     return Comparison(
         original=sweep(original), hardened=sweep(hardened), transfer=sweep(hardened, source=original),
         pgd_original=pgd_run(original), pgd_hardened=pgd_run(hardened),
     )
+
+
+def evaluate_checkpoint(run: CheckpointRun, hardened: str | os.PathLike[str], p: Params) -> EvaluateResult:
+    """`run`'s model against its hardened checkpoint on attack.epsilons (FGSM) and
+    attack.pgd_epsilons (PGD, both models from the same seeded starts)."""
+    a = p.attack
+    pgd = PgdSettings(list(a.pgd_epsilons), a.pgd_steps, a.pgd_step_size, p.seed)
+    hard = run.load_peer(hardened)
+    sweeps = 3 + (2 if pgd.epsilons else 0)
+    comparison = run.combine("evaluate", lambda advance: compare(
+        run.model, hard, run.batches, list(a.epsilons), run.fragile, run.null, run.device, advance, pgd=pgd,
+        layer=run.layer,
+    ), passes=sweeps)
+    return EvaluateResult.from_comparison(checkpoint=run.checkpoint, epoch=run.epoch, layer=run.layer,
+                                          comparison=comparison, device=run.device.type)
+
+
+def fgsm_at_epsilon(original: Path, hardened: Path, data: Path, fragile: Sequence[int], null: Sequence[int],
+                    epsilon: float, p: EvaluateParams, layer: str) -> Comparison:
+    """FGSM original, hardened and transfer at the single `epsilon`, on evaluate's examples."""
+    original_model = models.load(original)
+    hardened_model = models.load(hardened)
+    split = load_split(data, "test").head(p.max_examples)
+    device = pick_device()
+    to_device(original_model, device)
+    to_device(hardened_model, device)
+    return compare(original_model, hardened_model, lambda: split.batches(p.batch_size), [epsilon], fragile, null,
+                   device, layer=layer)
+
+
+def search_noise_on_val(checkpoint: Path, data: Path, fragile: Sequence[int], null: Sequence[int],
+                        p: Params) -> tuple[float, list[NoiseTrialRow], str]:
+    """(σ, one row per harden.noise_grid value, device type): the grid's best σ by FGSM accuracy
+    at `epsilon` on the first harden.search_examples of the val split."""
+    h = p.harden
+    net = models.load(checkpoint, **models.fits_data(read_manifest(data)))
+    val = load_split(data, "val").head(h.search_examples)
+    device = pick_device()
+    to_device(net, device)
+    best, trials = search_noise(
+        net, fragile, null, h.noise_grid, p.epsilon, lambda: val.batches(NOISE_SEARCH_BATCH), h.threshold, h.norm,
+        device, layer=p.analysis.layer,
+    )
+    rows = [NoiseTrialRow(sigma=t.sigma, fgsm_accuracy_val=t.fgsm_accuracy, tau=t.report.tau,
+                          rank_kept=t.report.rank_kept, alpha=t.report.alpha) for t in trials]
+    return best.sigma, rows, device.type

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
-from fragile.models import FragileNet, conv_layer
+from fragile.models import FragileNet, conv_layer, conv_weight_key
 
 
 def gavish_donoho_lambda(beta: float) -> float:
@@ -133,4 +133,23 @@ def harden_model(
     new_weight, report = harden_weight(conv.weight, fragile, null, sigma, threshold, norm)
     with torch.no_grad():
         conv.weight.copy_(new_weight)
+    return hardened, report
+
+
+def harden_checkpoint(
+    checkpoint: dict[str, Any],
+    layer: str,
+    fragile: Sequence[int],
+    null: Sequence[int],
+    sigma: float,
+    threshold: str = "truncate",
+    norm: str = "spectral",
+) -> tuple[dict[str, Any], HardenReport]:
+    """A copy of a checkpoint dict (`models.read_checkpoint`) with the named conv hardened and
+    the settings recorded under "hardening"; the other weights are the same tensors."""
+    state = checkpoint["state_dict"]
+    key = conv_weight_key(state, layer)
+    new_weight, report = harden_weight(state[key], fragile, null, sigma, threshold, norm)
+    hardened = {**checkpoint, "state_dict": {**state, key: new_weight},
+                "hardening": {"sigma": sigma, "threshold": threshold, "norm": norm, "layer": layer}}
     return hardened, report

@@ -1,162 +1,99 @@
-"""The results report (markdown): every number comes from the stages' results and metrics files.
-
-Only the paper's published numbers are constants here, and the report labels them as the
-paper's. Whether a published number can be compared with ours is decided from the run's
-configuration (dataset, architecture, epochs); otherwise the report says why it cannot.
+"""The results report (markdown), section by section: every number comes from the stages'
+results and metrics files. The paper's published numbers and the rules for comparing them
+are fragile.paper's; the report labels them as the paper's and says why one cannot be
+compared when the configurations differ.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fragile.bootstrap import share_ci
 from fragile.comparison import Comparison, SweepResult
-from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, fragile_persistence, layer_name
-
-PAPER_TITLE = "Adversarial Robustness in Deep Learning: Attacks on Fragile Neurons"
-DATASET_NAMES = {"mnist": "MNIST", "mnist5k": "a 5,000-digit MNIST subset", "fashion-mnist": "Fashion-MNIST",
-                 "cifar10": "CIFAR10"}
-ARCH_NAMES = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "resnet101": "ResNet-101"}
-
-
-@dataclass(frozen=True)
-class PaperSetting:
-    dataset: str  # our params' data.dataset spelling
-    arch: str  # our params' model.arch spelling
-    epochs: int
-
-    def describe(self) -> str:
-        return f"{ARCH_NAMES[self.arch]}, {DATASET_NAMES[self.dataset]}, {self.epochs} epochs"
-
-
-@dataclass(frozen=True)
-class PaperAccuracy:
-    """A published clean / FGSM accuracy pair (paper Section 3.1)."""
-
-    setting: PaperSetting
-    clean: float  # fraction
-    epsilon: float
-    fgsm: float  # fraction
-
-
-PAPER_ACCURACY = (
-    PaperAccuracy(PaperSetting("cifar10", "resnet50", 100), clean=0.7587, epsilon=0.01, fgsm=0.5888),
-    PaperAccuracy(PaperSetting("mnist", "resnet50", 100), clean=0.9942, epsilon=0.34, fgsm=0.794),
+from fragile.errors import FragileError
+from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, figure_names, fragile_sets
+from fragile.markdown import (
+    epsilon_label,
+    kernel_list,
+    markdown_table,
+    num,
+    pct,
+    pct_ci,
+    pct_value,
+    pct_value_ci,
+    signed_pp,
 )
-# Section 5 gives 37% / ~89% for ResNet-50 on MNIST after 10 epochs; the Conclusion gives the same
-# numbers for ResNet-50 on CIFAR10 after 50 epochs. Either setting counts as like for like.
-PAPER_FRAGILE_FRACTION = 0.37
-PAPER_TARGETING_PCT = 89.0
-PAPER_TARGETING_SETTINGS = (PaperSetting("mnist", "resnet50", 10), PaperSetting("cifar10", "resnet50", 50))
-AGREEMENT_STANDARD_ERRORS = 2.0  # "agrees" = within 2 binomial standard errors of our estimate
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    dataset: str
-    arch: str
-    stem: str
-    epochs: int
-    checkpoints: tuple[int, ...]
-    seed: int
-
-    def describe(self) -> str:
-        return (f"{self.arch} ({self.stem} stem), {self.epochs} epochs (checkpoints "
-                f"{', '.join(map(str, self.checkpoints))}), {self.dataset}")
+from fragile.paper import (
+    DATASET_NAMES,
+    PAPER_ACCURACY,
+    PAPER_FRAGILE_FRACTION,
+    PAPER_TARGETING_PCT,
+    PAPER_TARGETING_SETTINGS,
+    PAPER_TITLE,
+    RunConfig,
+    agreement,
+    differences,
+    not_comparable,
+    published,
+)
+from fragile.params import Params
+from fragile.results import (
+    AttackResult,
+    EvaluateResult,
+    HardenResult,
+    Headline,
+    HeadlineBlock,
+    RankResult,
+    read_checkpoints,
+    read_json_object,
+    rerun,
+)
+from fragile.summary import fragile_persistence
 
 
 @dataclass(frozen=True)
 class ReportInputs:
     config: RunConfig
-    ranks: Mapping[int, Mapping[str, Any]]  # results/rank/epoch_N.json
-    attacks: Mapping[int, Mapping[str, Any]]  # results/attack/epoch_N.json
-    hardens: Mapping[int, Mapping[str, Any]]  # results/harden/epoch_N.json
-    comparisons: Mapping[int, Comparison]  # results/evaluate/epoch_N.json via comparison_from_counts
-    headline: Mapping[str, Any]  # metrics/headline.json
+    ranks: Mapping[int, RankResult]
+    attacks: Mapping[int, AttackResult]
+    hardens: Mapping[int, HardenResult]
+    comparisons: Mapping[int, Comparison]  # from each checkpoint's EvaluateResult
+    headline: Headline
     training: Mapping[str, Any] | None = None  # dvclive/train/metrics.json
     figures_dir: str = "figures"  # relative to the report
     bootstrap: int = 0  # analysis.bootstrap: resamples for the 95% intervals in the per-ε tables (0: none)
 
 
-# --- formatting -----------------------------------------------------------------------------
-
-def pct(fraction: float) -> str:
-    return f"{100.0 * fraction:.1f}%"
-
-
-def pct_value(percent: float) -> str:
-    return f"{percent:.1f}%"
-
-
-def with_ci(text: str, ci: Sequence[float] | None, percent: bool = False) -> str:
-    """`text` followed by its 95% interval in the same unit, e.g. "36.0% [31.8, 40.2]"."""
-    if ci is None:
-        return text
-    scale = 1.0 if percent else 100.0
-    return f"{text} [{scale * ci[0]:.1f}, {scale * ci[1]:.1f}]"
-
-
-def pct_ci(fraction: float, ci: Sequence[float] | None) -> str:
-    return with_ci(pct(fraction), ci)
-
-
-def pct_value_ci(percent: float, ci: Sequence[float] | None) -> str:
-    return with_ci(pct_value(percent), ci, percent=True)
-
-
-def num(value: float, digits: int = 4) -> str:
-    return f"{value:.{digits}g}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured markdown table; cells are str()-ed and '|' is escaped."""
-    def cell(value: Any) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _epsilon_label(epsilon: float) -> str:
-    return "0 (clean)" if epsilon == 0 else f"{epsilon:g}"
+def read_inputs(p: Params, rank_dir: Path, attack_dir: Path, harden_dir: Path, evaluate_dir: Path, metrics: Path,
+                training: Path, figures_dir: Path, out: Path) -> ReportInputs:
+    """The report's inputs from the stages' outputs; the figures must be drawn already."""
+    epochs = tuple(p.train.checkpoints)
+    missing = [name for name in figure_names(epochs) if not (figures_dir / f"{name}.png").is_file()]
+    if missing:
+        raise FragileError(f"{figures_dir} lacks {missing[0]}.png; run the figures stage first (dvc repro figures)")
+    headline = Headline.read(metrics)
+    absent = [f"epoch_{e}" for e in epochs if e not in headline.checkpoints]
+    if absent:
+        raise FragileError(f"{metrics} lacks {', '.join(absent)} of train.checkpoints; {rerun(Headline.STAGE)}")
+    return ReportInputs(
+        config=RunConfig(p.data.dataset, p.model.arch, p.model.stem, p.train.epochs, epochs, p.seed),
+        ranks=read_checkpoints(RankResult, rank_dir, epochs),
+        attacks=read_checkpoints(AttackResult, attack_dir, epochs),
+        hardens=read_checkpoints(HardenResult, harden_dir, epochs),
+        comparisons={e: r.comparison() for e, r in read_checkpoints(EvaluateResult, evaluate_dir, epochs).items()},
+        headline=headline,
+        training=read_json_object(training, "train", ["train", "val"]),
+        # markdown links are relative to the report's own folder
+        figures_dir=Path(os.path.relpath(figures_dir, out.parent)).as_posix(),
+        bootstrap=p.analysis.bootstrap,
+    )
 
 
 # --- comparison with the paper ---------------------------------------------------------------
-
-def differences(config: RunConfig, setting: PaperSetting) -> list[tuple[str, str]]:
-    """(aspect, detail) for each way this run differs from a published setting (empty: like for like)."""
-    out = []
-    if config.arch != setting.arch:
-        out.append(("architecture", f"{config.arch} vs {ARCH_NAMES[setting.arch]}"))
-    if config.dataset != setting.dataset:
-        out.append(("dataset", f"{config.dataset} ({DATASET_NAMES.get(config.dataset, config.dataset)}) vs "
-                               f"{DATASET_NAMES[setting.dataset]}"))
-    if setting.epochs not in config.checkpoints:
-        out.append(("epochs", f"checkpoints at epochs {', '.join(map(str, config.checkpoints))} vs {setting.epochs}"))
-    return out
-
-
-def _not_comparable(gaps: list[tuple[str, str]]) -> str:
-    return "not comparable: " + ", ".join(aspect for aspect, _ in gaps) + " differ"
-
-
-def published(fraction: float) -> str:
-    """A paper's percentage at the precision it was printed with (75.87%, 79.4%, 37%)."""
-    return f"{100.0 * fraction:.4g}%"
-
-
-def _agreement(ours: float, paper: float, examples: int) -> tuple[str, str]:
-    """("agrees" | "disagrees", the detail): within 2 binomial standard errors of our estimate or not."""
-    margin = AGREEMENT_STANDARD_ERRORS * math.sqrt(max(ours * (1 - ours), 1e-12) / examples)
-    verdict = "agrees" if abs(ours - paper) <= margin else "disagrees"
-    return verdict, (f"{verdict} ({100.0 * (ours - paper):+.1f} pp; ±{100 * margin:.1f} pp is 2 standard errors "
-                     f"over {examples} examples)")
-
 
 def _accuracy_rows(inputs: ReportInputs) -> tuple[list[list[str]], list[str]]:
     """Rows of the paper-vs-ours accuracy table, and one verdict per comparable number."""
@@ -166,44 +103,44 @@ def _accuracy_rows(inputs: ReportInputs) -> tuple[list[list[str]], list[str]]:
         fgsm_label = f"{label}: FGSM accuracy at ε = {paper.epsilon:g}"
         gaps = differences(inputs.config, paper.setting)
         if gaps:
-            reason = _not_comparable(gaps)
+            reason = not_comparable(gaps)
             rows.append([f"{label}: clean accuracy", published(paper.clean), "—", reason])
             rows.append([fgsm_label, published(paper.fgsm), "—", reason])
             continue
         attack = inputs.attacks[paper.setting.epochs]
-        verdict, detail = _agreement(attack["clean_accuracy"], paper.clean, attack["examples"])
-        rows.append([f"{label}: clean accuracy", published(paper.clean), pct(attack["clean_accuracy"]), detail])
+        verdict, detail = agreement(attack.clean_accuracy, paper.clean, attack.examples)
+        rows.append([f"{label}: clean accuracy", published(paper.clean), pct(attack.clean_accuracy), detail])
         verdicts.append(f"{label}, clean accuracy {verdict}")
-        if paper.epsilon not in attack["epsilons"]:
+        if paper.epsilon not in attack.epsilons:
             rows.append([fgsm_label, published(paper.fgsm), "—",
                          f"ε = {paper.epsilon:g} is not on attack.epsilons; add it to compare"])
             continue
-        ours = attack["accuracy"][attack["epsilons"].index(paper.epsilon)]
-        verdict, detail = _agreement(ours, paper.fgsm, attack["examples"])
+        ours = attack.accuracy[attack.epsilons.index(paper.epsilon)]
+        verdict, detail = agreement(ours, paper.fgsm, attack.examples)
         rows.append([fgsm_label, published(paper.fgsm), pct(ours), detail])
         verdicts.append(f"{label}, FGSM accuracy at ε = {paper.epsilon:g} {verdict}")
     return rows, verdicts
 
 
-def _headline_block(inputs: ReportInputs, epoch: int) -> Mapping[str, Any]:
-    return inputs.headline[f"epoch_{epoch}"]
+def _headline_block(inputs: ReportInputs, epoch: int) -> HeadlineBlock:
+    return inputs.headline.checkpoints[epoch]
 
 
 def _layer(inputs: ReportInputs) -> str:
-    return layer_name(inputs.ranks[inputs.config.checkpoints[0]])
+    return inputs.ranks[inputs.config.checkpoints[0]].layer
 
 
 def _qualitative_rows(inputs: ReportInputs) -> list[list[str]]:
-    eps = inputs.headline["epsilon"]
+    eps = inputs.headline.epsilon
     layer = _layer(inputs)
     comparable = [s for s in PAPER_TARGETING_SETTINGS if not differences(inputs.config, s)]
     note = (f"like for like ({comparable[0].describe()})" if comparable else
-            _not_comparable(differences(inputs.config, PAPER_TARGETING_SETTINGS[0])) + "; qualitative only")
+            not_comparable(differences(inputs.config, PAPER_TARGETING_SETTINGS[0])) + "; qualitative only")
     if layer != "conv1":
         note += f"; the paper's numbers are for conv1, this run analyses {layer}"
-    fractions = ", ".join(f"{pct(_headline_block(inputs, e)['kernels']['fragile_fraction'])} (epoch {e})"
+    fractions = ", ".join(f"{pct(_headline_block(inputs, e).kernels.fragile_fraction)} (epoch {e})"
                           for e in inputs.config.checkpoints)
-    targeting = ", ".join(f"{pct_value(_headline_block(inputs, e)['original']['targeting_pct'])} (epoch {e})"
+    targeting = ", ".join(f"{pct_value(_headline_block(inputs, e).original['targeting_pct'])} (epoch {e})"
                           for e in inputs.config.checkpoints)
     return [
         [f"fragile kernels |S| as a share of {layer}", published(PAPER_FRAGILE_FRACTION), fractions, note],
@@ -216,10 +153,10 @@ def agreement_line(inputs: ReportInputs) -> str:
     """One plain sentence: do our numbers agree with the paper's, or why they cannot be compared."""
     c = inputs.config
     _, verdicts = _accuracy_rows(inputs)
-    eps = inputs.headline["epsilon"]
+    eps = inputs.headline.epsilon
     last = c.checkpoints[-1]
     block = _headline_block(inputs, last)
-    fraction, targeting = block["kernels"]["fragile_fraction"], block["original"]["targeting_pct"]
+    fraction, targeting = block.kernels.fragile_fraction, block.original["targeting_pct"]
     qualitative = (
         f"Qualitatively, at the last checkpoint (epoch {last}) {pct(fraction)} of {_layer(inputs)}'s kernels are fragile "
         f"(paper: {published(PAPER_FRAGILE_FRACTION)}) and the attack at ε = {eps:g} concentrates on them for "
@@ -245,10 +182,10 @@ def _config_section(inputs: ReportInputs) -> str:
         ["architecture", f"{c.arch} ({c.stem} stem)", "ResNet-50 (ResNet-18 and ResNet-101 in Fig. 4)"],
         ["training epochs", c.epochs, "100"],
         ["checkpoints analysed", ", ".join(map(str, c.checkpoints)), "10, 50, 100"],
-        ["kernel ranking", f"{rank['examples']} {rank['split']} examples, drop = {rank['drop']}", "not stated"],
-        ["FGSM examples per ε", f"{first['examples']} test examples", "not stated"],
-        ["ε grid", ", ".join(f"{e:g}" for e in first["epsilons"]), "0.01 (CIFAR10), 0.34 (MNIST), Fig. 2 range"],
-        ["headline ε (metrics/headline.json)", f"{inputs.headline['epsilon']:g}", "—"],
+        ["kernel ranking", f"{rank.examples} {rank.split} examples, drop = {rank.drop}", "not stated"],
+        ["FGSM examples per ε", f"{first.examples} test examples", "not stated"],
+        ["ε grid", ", ".join(f"{e:g}" for e in first.epsilons), "0.01 (CIFAR10), 0.34 (MNIST), Fig. 2 range"],
+        ["headline ε (metrics/headline.json)", f"{inputs.headline.epsilon:g}", "—"],
         ["seed", c.seed, "—"],
     ]
     if inputs.training:
@@ -267,7 +204,7 @@ def _paper_section(inputs: ReportInputs) -> str:
     gaps = [f"- {setting.describe()} ({source}): "
             + ("; ".join(detail for _, detail in differences(inputs.config, setting)) or "same configuration")
             for setting, source in settings]
-    examples = inputs.attacks[inputs.config.checkpoints[0]]["examples"]
+    examples = inputs.attacks[inputs.config.checkpoints[0]].examples
     gaps.append(f"- examples: the paper does not state how many test examples it attacks; this run attacks "
                 f"{examples} per ε (attack.max_examples).")
     return (
@@ -295,9 +232,9 @@ def _figures_section(inputs: ReportInputs) -> str:
               "original's adversarial examples fed to the hardened model (transfer). Right: FGSM accuracy "
               "of the same three.", ""]
     parts += [f"![Fig. 3, epoch {e}]({d}/{fig3_name(e)}.png)\n" for e in epochs]
-    always, some = fragile_persistence(inputs.ranks)
+    always, some = fragile_persistence(fragile_sets(inputs.ranks))
     parts += ["### Fig. 4: kernel drop across checkpoints", "",
-              f"Red circles: kernels fragile at every checkpoint ({len(always)}: {_kernel_list(always)}). "
+              f"Red circles: kernels fragile at every checkpoint ({len(always)}: {kernel_list(always)}). "
               f"Red crosses: fragile at some checkpoints but not all ({len(some)}). {_stability_text(inputs)}", "",
               f"![Fig. 4]({d}/{FIG4}.png)"]
     return "\n".join(parts)
@@ -305,7 +242,7 @@ def _figures_section(inputs: ReportInputs) -> str:
 
 def _stability_text(inputs: ReportInputs) -> str:
     """The Jaccard overlap of S between consecutive checkpoints (metrics/headline.json `stability`)."""
-    stability = inputs.headline.get("stability") or {}
+    stability = inputs.headline.stability
     pairs = [(key[len("jaccard_"):].split("_"), value) for key, value in stability.items()
              if key.startswith("jaccard_")]
     if not pairs:
@@ -314,19 +251,14 @@ def _stability_text(inputs: ReportInputs) -> str:
             "metrics/headline.json): " + ", ".join(f"epochs {a} → {b}: {value:.2f}" for (a, b), value in pairs) + ".")
 
 
-def _kernel_list(kernels: Sequence[int]) -> str:
-    return ", ".join(map(str, kernels)) if kernels else "none"
-
-
-def _attack_ci(inputs: ReportInputs, attack: Mapping[str, Any], kind: str, i: int, percent: bool) -> Any:
-    flags = attack.get("per_example", {}).get(kind)
-    return share_ci(flags[i], inputs.bootstrap, inputs.config.seed, 100.0 if percent else 1.0) if flags else None
+def _attack_ci(inputs: ReportInputs, attack: AttackResult, kind: str, i: int, percent: bool) -> list[float] | None:
+    return share_ci(attack.per_example[kind][i], inputs.bootstrap, inputs.config.seed, 100.0 if percent else 1.0)
 
 
 def _accuracy_section(inputs: ReportInputs) -> str:
     epochs = inputs.config.checkpoints
-    eps = inputs.attacks[epochs[0]]["epsilons"]
-    rows = [[_epsilon_label(e)] + [pct_ci(inputs.attacks[ep]["accuracy"][i],
+    eps = inputs.attacks[epochs[0]].epsilons
+    rows = [[epsilon_label(e)] + [pct_ci(inputs.attacks[ep].accuracy[i],
                                           _attack_ci(inputs, inputs.attacks[ep], "correct", i, False))
                                    for ep in epochs]
             for i, e in enumerate(eps)]
@@ -337,11 +269,10 @@ def _accuracy_section(inputs: ReportInputs) -> str:
         row = [f"{e:g}"]
         for ep in epochs:
             a = inputs.attacks[ep]
-            for kind, key in (("targeted", "targeting_pct_absolute"), ("targeted_relative", "targeting_pct_relative")):
-                value = a.get(key, a["targeting_pct"] if kind == "targeted" else None)
-                row.append("—" if value is None else pct_value_ci(value[i], _attack_ci(inputs, a, kind, i, True)))
+            for kind, values in (("targeted", a.targeting_pct_absolute), ("targeted_relative", a.targeting_pct_relative)):
+                row.append(pct_value_ci(values[i], _attack_ci(inputs, a, kind, i, True)))
         targeting.append(row)
-    chosen = inputs.attacks[epochs[0]].get("distance", "absolute")
+    chosen = inputs.attacks[epochs[0]].distance
     return (
         "## Clean and FGSM accuracy (original model, attack_target stage)\n\n"
         + _ci_note(inputs) + "\n\n"
@@ -365,33 +296,38 @@ def _ci_note(inputs: ReportInputs) -> str:
 
 
 def _kernels_section(inputs: ReportInputs) -> str:
-    always, _ = fragile_persistence(inputs.ranks)
+    always, _ = fragile_persistence(fragile_sets(inputs.ranks))
     rows = []
     for ep in inputs.config.checkpoints:
-        r, k = inputs.ranks[ep], _headline_block(inputs, ep)["kernels"]
-        rows.append([ep, pct(r["baseline_accuracy"]), pct(r["mean_accuracy"]), k["fragile"], k["null"],
-                     pct(k["fragile_fraction"]), len(always)])
+        r, k = inputs.ranks[ep], _headline_block(inputs, ep).kernels
+        rows.append([ep, _measured_pct(r.baseline_accuracy), _measured_pct(r.mean_accuracy), k.fragile, k.null,
+                     pct(k.fragile_fraction), len(always)])
     return "## Fragile and null kernels\n\n" + markdown_table(
         ["epoch", "accuracy, nothing dropped", "mean accuracy over drops", "|S|", "|S'|", "fragile fraction",
          "fragile at every checkpoint"], rows)
+
+
+def _measured_pct(fraction: float | None) -> str:
+    """A rank result's measured accuracy; "—" when only the Taylor ranking ran."""
+    return "—" if fraction is None else pct(fraction)
 
 
 def _hardening_section(inputs: ReportInputs) -> str:
     rows, grids = [], []
     for ep in inputs.config.checkpoints:
         h = inputs.hardens[ep]
-        rows.append([ep, h["m"], h["n"], num(h["beta"]), num(h["lam"]), num(h["sigma"]), num(h["tau"]),
-                     f"{h['above_tau']} of {len(h['singular_values'])}", h["rank_kept"], num(h["alpha"]),
-                     h["threshold"], h["norm"], h["noise_source"]])
-        if h["noise_grid"]:
-            grids.append(f"Epoch {ep} (σ chosen by FGSM accuracy at ε = {h['search_epsilon']:g} on val):\n\n"
+        rows.append([ep, h.m, h.n, num(h.beta), num(h.lam), num(h.sigma), num(h.tau),
+                     f"{h.above_tau} of {len(h.singular_values)}", h.rank_kept, num(h.alpha),
+                     h.threshold, h.norm, h.noise_source])
+        if h.noise_grid:
+            grids.append(f"Epoch {ep} (σ chosen by FGSM accuracy at ε = {h.search_epsilon:g} on val):\n\n"
                          + markdown_table(["σ", "val FGSM accuracy", "τ", "rank kept", "α", "chosen"],
-                                          [[num(g["sigma"]), pct(g["fgsm_accuracy_val"]), num(g["tau"]),
-                                            g["rank_kept"], num(g["alpha"]), "✓" if g["sigma"] == h["sigma"] else ""]
-                                           for g in h["noise_grid"]]))
+                                          [[num(g.sigma), pct(g.fgsm_accuracy_val), num(g.tau),
+                                            g.rank_kept, num(g.alpha), "✓" if g.sigma == h.sigma else ""]
+                                           for g in h.noise_grid]))
     grid_text = "\n\n".join(grids) if grids else (
         "No noise search ran: harden.noise_grid is empty, so σ = harden.noise "
-        f"({', '.join(num(inputs.hardens[e]['sigma']) for e in inputs.config.checkpoints)}).")
+        f"({', '.join(num(inputs.hardens[e].sigma) for e in inputs.config.checkpoints)}).")
     table = markdown_table(["epoch", "m", "n", "β = m/n", "λ(β)", "σ", "τ = λ√n σ", "singular values ≥ τ",
                             "rank kept", "α", "threshold", "norm", "σ from"], rows)
     return f"## Hardening (Sections 4.1-4.2)\n\n{table}\n\n### Noise search\n\n{grid_text}"
@@ -410,7 +346,7 @@ def _evaluate_section(inputs: ReportInputs) -> str:
     for ep in inputs.config.checkpoints:
         c = inputs.comparisons[ep]
         cell = lambda sweep, kind, i: _sweep_cell(inputs, sweep, kind, i)  # noqa: E731
-        rows = [[_epsilon_label(e), cell(c.original, "correct", i), cell(c.hardened, "correct", i),
+        rows = [[epsilon_label(e), cell(c.original, "correct", i), cell(c.hardened, "correct", i),
                  cell(c.transfer, "correct", i), cell(c.original, "targeted", i), cell(c.hardened, "targeted", i),
                  cell(c.transfer, "targeted", i), cell(c.original, "targeted_relative", i),
                  cell(c.hardened, "targeted_relative", i)]
@@ -420,7 +356,7 @@ def _evaluate_section(inputs: ReportInputs) -> str:
              "on S: hardened", "on S: transfer", "on S, relative d: original", "on S, relative d: hardened"], rows))
         if c.pgd_original is not None and c.pgd_hardened is not None:
             o, h = c.pgd_original, c.pgd_hardened
-            pgd_rows = [[_epsilon_label(e), cell(o, "correct", i), cell(h, "correct", i), cell(o, "targeted", i),
+            pgd_rows = [[epsilon_label(e), cell(o, "correct", i), cell(h, "correct", i), cell(o, "targeted", i),
                          cell(h, "targeted", i)] for i, e in enumerate(o.epsilons)]
             parts.append(f"L∞ PGD, white-box against each model (epoch {ep}):\n\n" + markdown_table(
                 ["ε", "PGD accuracy: original", "PGD accuracy: hardened", "on S: original", "on S: hardened"],
@@ -432,14 +368,14 @@ def _headline_section(inputs: ReportInputs) -> str:
     rows = []
     for ep in inputs.config.checkpoints:
         b = _headline_block(inputs, ep)
-        o, h = b["original"], b["hardened"]
+        o, h = b.original, b.hardened
         acc = lambda block, key: pct_ci(block[key], block.get(f"{key}_ci95")) if key in block else "—"  # noqa: E731
         share = lambda block, key: pct_value_ci(block[key], block.get(f"{key}_ci95"))  # noqa: E731
         rows.append([ep, acc(o, "clean_accuracy"), acc(o, "fgsm_accuracy"), acc(o, "pgd_accuracy"),
                      acc(h, "clean_accuracy"), acc(h, "fgsm_accuracy_whitebox"), acc(h, "fgsm_accuracy_transfer"),
                      acc(h, "pgd_accuracy_whitebox"), share(o, "targeting_pct"), share(h, "targeting_pct"),
                      share(o, "targeting_pct_relative"), share(h, "targeting_pct_relative")])
-    eps = inputs.headline["epsilon"]
+    eps = inputs.headline.epsilon
     return (f"## Headline at ε = {eps:g} (metrics/headline.json)\n\n" + _ci_note(inputs) + "\n\n"
             + markdown_table(["epoch", "original clean", "original FGSM", "original PGD", "hardened clean",
                               "hardened white-box", "hardened transfer", "hardened PGD", "on S: original",
@@ -447,29 +383,22 @@ def _headline_section(inputs: ReportInputs) -> str:
             + "\n\n" + masking_paragraph(inputs))
 
 
-def _signed_pp(difference: float, ci: Sequence[float] | None) -> str:
-    text = f"{100 * difference:+.1f} pp"
-    return f"{text} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci is not None else text
-
-
 def masking_paragraph(inputs: ReportInputs) -> str:
     """Is the hardened model's gain real robustness? One line per checkpoint: its gain over the
     original under FGSM and under PGD at the headline ε, and the gradient-masking verdict."""
-    eps = inputs.headline["epsilon"]
+    eps = inputs.headline.epsilon
     rule = ("a gain means the paired bootstrap 95% interval of hardened minus original accuracy lies above 0"
             if inputs.bootstrap > 0 else "a gain means hardened minus original accuracy exceeds 1 pp (no "
             "intervals: analysis.bootstrap is 0)")
     lines = [f"**Real robustness or gradient masking?** White-box, at ε = {eps:g}; {rule}."]
     for ep in inputs.config.checkpoints:
-        g = _headline_block(inputs, ep).get("gain", {})
-        if "fgsm_whitebox" not in g:
-            continue
-        fgsm = f"FGSM {_signed_pp(g['fgsm_whitebox'], g.get('fgsm_whitebox_ci95'))}"
+        g = _headline_block(inputs, ep).gain
+        fgsm = f"FGSM {signed_pp(g['fgsm_whitebox'], g.get('fgsm_whitebox_ci95'))}"
         if "pgd_whitebox" not in g:
             lines.append(f"- epoch {ep}: {fgsm}; no PGD at this ε (it is not in attack.pgd_epsilons), so "
                          "gradient masking cannot be ruled out.")
             continue
-        pgd = f"PGD {_signed_pp(g['pgd_whitebox'], g.get('pgd_whitebox_ci95'))}"
+        pgd = f"PGD {signed_pp(g['pgd_whitebox'], g.get('pgd_whitebox_ci95'))}"
         if g["gradient_masking"]:
             verdict = ("the hardened model gains against FGSM but not against PGD: the signature of gradient "
                        "masking rather than robustness")

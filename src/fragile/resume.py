@@ -2,7 +2,7 @@
 
 DVC deletes a stage's outputs (models/original/, dvclive/train/) before it reruns the
 stage, so the state lives in a folder that DVC does not manage and git and DVC ignore
-(`.fragile/resume/train/` by default). After every epoch but the last (when training ends
+(the train stage's --resume-dir, under .fragile/). After every epoch but the last (when training ends
 the folder is removed) it holds:
 
 - `state.pt`: model (or, at an epoch with a checkpoint, the name of that checkpoint, which
@@ -40,7 +40,6 @@ from fragile.models import read_checkpoint
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = 1
-DEFAULT_DIR = Path(".fragile/resume/train")
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,41 @@
-"""Headline metrics at the top-level `epsilon`, one block per checkpoint (dvc metrics), and
-the stability of the fragile set S across checkpoints."""
+"""Headline metrics at the top-level `epsilon`, one block per checkpoint (dvc metrics), the
+combined plot data, and the stability of the fragile set S across checkpoints.
+
+The summarize stage reads the per-ε counts that evaluate wrote; only an `epsilon` that is
+not on the attack.epsilons grid is computed here (three FGSM attacks at that single ε, see
+`fgsm_off_grid`). So `dvc exp run -S epsilon=...` reruns summarize (and harden) instead of
+the sweeps. PGD is not computed here: it costs `attack.pgd_steps` gradients per example, so
+it runs once, in evaluate, on attack.pgd_epsilons, and the headline carries PGD (and the
+gradient-masking verdict) when `epsilon` is on that grid. Confidence intervals are a seeded
+bootstrap over evaluate's per-example outcomes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from fragile.bootstrap import difference_ci, share_ci
 from fragile.comparison import Comparison, SweepResult
+from fragile.layout import ACCURACY_PLOT, KERNEL_DROP_PLOT, TARGETING_PLOT, checkpoint_file
+from fragile.params import Params
+from fragile.results import (
+    EvaluateResult,
+    HardenResult,
+    HardenSummary,
+    Headline,
+    HeadlineBlock,
+    KernelCounts,
+    RankResult,
+)
+
+# (epoch, its rank result) -> FGSM original, hardened and transfer at `epsilon` alone
+OffGridAttack = Callable[[int, RankResult], Comparison]
 
 GAIN_MARGIN = 0.01  # without intervals (analysis.bootstrap: 0) a gain must exceed 1 pp of accuracy
 
@@ -42,14 +68,14 @@ class _Block(dict):
             self[f"{name}_ci95"] = ci
 
 
-def headline(comparison: Comparison, epsilon: float, sets: dict[str, Any], harden: dict[str, Any],
-             resamples: int = 0, seed: int = 0) -> dict[str, Any]:
+def headline(comparison: Comparison, epsilon: float, rank: RankResult, harden: HardenResult,
+             resamples: int = 0, seed: int = 0) -> HeadlineBlock:
     """Readable names for `dvc metrics diff`: clean, FGSM and PGD accuracy, targeting (absolute
     and relative distances), |S|, τ, α; with `resamples` > 0 a seeded bootstrap 95% interval
     beside each accuracy and percentage, and the hardened-minus-original gains."""
     at = comparison.original.at(epsilon)
     original, hardened, transfer = comparison.original, comparison.hardened, comparison.transfer
-    fragile, null = len(sets["fragile"]), len(sets["null"])
+    fragile, null = len(rank.fragile), len(rank.null)
     o, h = _Block(resamples, seed), _Block(resamples, seed)
     o.share("clean_accuracy", original, "clean")
     o.share("fgsm_accuracy", original, "correct", at)
@@ -74,19 +100,14 @@ def headline(comparison: Comparison, epsilon: float, sets: dict[str, Any], harde
         _gain(gain, "pgd_whitebox", pgd_o, pgd_h, p_at)
         # Gains against FGSM that PGD takes away: the signature of gradient masking.
         gain["gradient_masking"] = gain["fgsm_whitebox_gain"] and not gain["pgd_whitebox_gain"]
-    return {
-        "examples": original.examples,
-        "original": dict(o),
-        "hardened": dict(h),
-        "gain": dict(gain),
-        "kernels": {"fragile": fragile, "null": null, "fragile_fraction": fragile / (fragile + null)},
-        "harden": {
-            "sigma": harden["sigma"],
-            "tau": harden["tau"],
-            "alpha": harden["alpha"],
-            "rank_kept": harden["rank_kept"],
-        },
-    }
+    return HeadlineBlock(
+        examples=original.examples,
+        original=dict(o),
+        hardened=dict(h),
+        gain=dict(gain),
+        kernels=KernelCounts(fragile=fragile, null=null, fragile_fraction=fragile / (fragile + null)),
+        harden=HardenSummary(sigma=harden.sigma, tau=harden.tau, alpha=harden.alpha, rank_kept=harden.rank_kept),
+    )
 
 
 def _gain(block: _Block, name: str, original: SweepResult, hardened: SweepResult, i: int) -> None:
@@ -122,41 +143,101 @@ def targeting_series(comparisons: dict[int, Comparison]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["epsilon", "targeting_pct", "series"])
 
 
-def kernel_drop_series(sets: dict[int, dict[str, Any]]) -> pd.DataFrame:
+def kernel_drop_series(ranks: Mapping[int, RankResult]) -> pd.DataFrame:
     """Measured accuracy per dropped kernel; a checkpoint ranked by rank.method: taylor alone
-    has no measured accuracy (`accuracy` is null) and contributes no rows."""
+    has no measured accuracy (`accuracy` is None) and contributes no rows."""
     rows = []
-    for epoch, entry in sets.items():
-        if entry.get("accuracy") is None:
+    for epoch, rank in ranks.items():
+        if rank.accuracy is None:
             continue
-        rows += [{"kernel": k, "accuracy": acc, "series": f"epoch {epoch}"} for k, acc in enumerate(entry["accuracy"])]
+        rows += [{"kernel": k, "accuracy": acc, "series": f"epoch {epoch}"} for k, acc in enumerate(rank.accuracy)]
     return pd.DataFrame(rows, columns=["kernel", "accuracy", "series"])
 
 
-def fragile_persistence(ranks: Mapping[int, Mapping[str, Any]]) -> tuple[list[int], list[int]]:
-    """(kernels fragile at every checkpoint, kernels fragile at some but not all): the red circles
-    and crosses of the paper's Fig. 4."""
-    sets = [set(rank["fragile"]) for rank in ranks.values()]
+def fragile_persistence(fragile: Mapping[int, Sequence[int]]) -> tuple[list[int], list[int]]:
+    """(kernels fragile at every checkpoint, kernels fragile at some but not all), from S of
+    each checkpoint: the red circles and crosses of the paper's Fig. 4."""
+    sets = [set(s) for s in fragile.values()]
     if not sets:
         return [], []
     always = set.intersection(*sets)
     return sorted(always), sorted(set.union(*sets) - always)
 
 
-def kernel_stability(ranks: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
-    """How stable S is across training: `jaccard_<a>_<b>` = |S_a ∩ S_b| / |S_a ∪ S_b| for each
+def kernel_stability(fragile: Mapping[int, Sequence[int]]) -> dict[str, Any]:
+    """How stable S (`fragile`, per checkpoint) is across training: `jaccard_<a>_<b>` = |S_a ∩ S_b| / |S_a ∪ S_b| for each
     pair of consecutive checkpoints a < b, and the kernels fragile at every checkpoint.
 
     With a single checkpoint there is no pair (no Jaccard keys) and every kernel of its S is
     "fragile at every checkpoint".
     """
-    epochs = sorted(ranks)
+    epochs = sorted(fragile)
     out: dict[str, Any] = {"checkpoints": epochs}
     for a, b in zip(epochs, epochs[1:]):
-        s_a, s_b = set(ranks[a]["fragile"]), set(ranks[b]["fragile"])
+        s_a, s_b = set(fragile[a]), set(fragile[b])
         # The rank stage never writes an empty S, so the union is non-empty; two empty sets are equal.
         out[f"jaccard_{a}_{b}"] = len(s_a & s_b) / len(s_a | s_b) if s_a | s_b else 1.0
-    always, _ = fragile_persistence({e: ranks[e] for e in epochs})
+    always, _ = fragile_persistence({e: fragile[e] for e in epochs})
     out["always_fragile"] = always
     out["always_fragile_count"] = len(always)
     return out
+
+
+def summarize(p: Params, ranks: Mapping[int, RankResult], hardens: Mapping[int, HardenResult],
+              evaluations: Mapping[int, EvaluateResult], off_grid: OffGridAttack,
+              say: Callable[[str], None]) -> tuple[Headline, dict[str, pd.DataFrame]]:
+    """The headline at `epsilon` for every checkpoint in train.checkpoints and the combined plot
+    data ({file name: table}); `off_grid` attacks a checkpoint when `epsilon` is not on
+    evaluate's grid. Each checkpoint's headline is told through `say`."""
+    blocks: dict[int, HeadlineBlock] = {}
+    curves: dict[int, Comparison] = {}
+    for epoch in p.train.checkpoints:
+        curves[epoch] = comparison = evaluations[epoch].comparison()
+        if comparison.pgd_original is not None and p.epsilon not in comparison.pgd_original.epsilons:
+            say(f"epoch {epoch}: ε={p.epsilon} is not in attack.pgd_epsilons, so the headline has no PGD "
+                "at it; add it there to check for gradient masking at this ε")
+        if p.epsilon not in comparison.original.epsilons:
+            say(f"epoch {epoch}: ε={p.epsilon} is not in attack.epsilons; attacking at it now")
+            extra = off_grid(epoch, ranks[epoch])
+            comparison = dataclasses.replace(comparison, original=extra.original, hardened=extra.hardened,
+                                             transfer=extra.transfer)
+        blocks[epoch] = block = headline(comparison, p.epsilon, ranks[epoch], hardens[epoch], p.analysis.bootstrap,
+                                         p.seed)
+        for line in headline_lines(epoch, p.epsilon, block):
+            say(line)
+    stability = kernel_stability({epoch: rank.fragile for epoch, rank in ranks.items()})
+    pairs = ", ".join(f"{k[len('jaccard_'):].replace('_', '→')}: {v:.3f}" for k, v in stability.items()
+                      if k.startswith("jaccard_"))
+    say(f"{p.analysis.layer}: {stability['always_fragile_count']} kernels fragile at every checkpoint"
+        + (f"; Jaccard of S between consecutive checkpoints {pairs}" if pairs else ""))
+    plots = {ACCURACY_PLOT: accuracy_series(curves), TARGETING_PLOT: targeting_series(curves),
+             KERNEL_DROP_PLOT: kernel_drop_series(ranks)}
+    return Headline(epsilon=p.epsilon, checkpoints=blocks, layer=p.analysis.layer, stability=stability), plots
+
+
+def headline_lines(epoch: int, epsilon: float, block: HeadlineBlock) -> list[str]:
+    o, h = block.original, block.hardened
+    lines = [f"epoch {epoch} at ε={epsilon}: original clean {o['clean_accuracy']:.4f} FGSM {o['fgsm_accuracy']:.4f}"
+             f" on-S {o['targeting_pct']:.1f}% | hardened clean {h['clean_accuracy']:.4f}"
+             f" white-box {h['fgsm_accuracy_whitebox']:.4f} transfer {h['fgsm_accuracy_transfer']:.4f}"
+             f" on-S {h['targeting_pct']:.1f}%"]
+    if "pgd_accuracy" in o:
+        g = block.gain
+        lines.append(f"epoch {epoch} at ε={epsilon}: PGD original {o['pgd_accuracy']:.4f} hardened"
+                     f" {h['pgd_accuracy_whitebox']:.4f} | gain FGSM {g['fgsm_whitebox']:+.4f}"
+                     f" PGD {g['pgd_whitebox']:+.4f}{' (gradient masking signature)' if g['gradient_masking'] else ''}")
+    return lines
+
+
+def fgsm_off_grid(original_models: str | os.PathLike[str], hardened_models: str | os.PathLike[str],
+                  data: str | os.PathLike[str], p: Params) -> OffGridAttack:
+    """FGSM original, hardened and transfer at `epsilon` alone, on the checkpoints of an epoch
+    in these folders; torch and the models are loaded only when it is called."""
+    def attack(epoch: int, rank: RankResult) -> Comparison:
+        from fragile.evaluation import fgsm_at_epsilon
+
+        return fgsm_at_epsilon(Path(original_models) / checkpoint_file(epoch),
+                               Path(hardened_models) / checkpoint_file(epoch), Path(data), rank.fragile, rank.null,
+                               p.epsilon, p.evaluate, p.analysis.layer)
+
+    return attack

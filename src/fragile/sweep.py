@@ -3,7 +3,8 @@
 FGSM: one gradient per batch (from `source`), reused for every ε. PGD: a full iterative
 attack per ε. Either way, for each ε one forward pass of `target` gives both its accuracy
 and its layer output for Algorithm 1 (absolute and relative distances), and every
-example's outcome is kept for the bootstrap.
+example's outcome is kept for the bootstrap. `attack_checkpoint` is the attack_target
+stage's work: both sweeps against one checkpoint.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import torch
 from torch import nn
 
 from fragile.attacks import eval_mode, gradient_sign, perturb
+from fragile.checkpoint_run import CheckpointRun
 from fragile.comparison import SweepResult
 from fragile.devices import batch_to
+from fragile.params import AttackParams
 from fragile.pgd import pgd
+from fragile.results import AttackResult
 from fragile.targeting import capture_output, kernel_distances, targets_fragile
 
 # (images, labels) -> (ε -> adversarial images): the per-batch work an attack can share across ε
@@ -114,3 +118,31 @@ def _sweep(
             if progress is not None:
                 progress(len(labels))  # type: ignore[operator]
     return result
+
+
+def attack_checkpoint(run: CheckpointRun, p: AttackParams, seed: int) -> AttackResult:
+    """FGSM on attack.epsilons and L∞ PGD on attack.pgd_epsilons (none when empty) against
+    `run`'s model, with Algorithm 1 on its conv."""
+    fgsm = run.combine("attack", lambda advance: fgsm_sweep(
+        run.model, run.batches(), p.epsilons, run.fragile, run.null, run.conv, device=run.device, progress=advance,
+    ))
+    pgd_result = None
+    if p.pgd_epsilons:
+        pgd_result = run.combine("attack", lambda advance: pgd_sweep(
+            run.model, run.batches(), p.pgd_epsilons, run.fragile, run.null, run.conv, p.pgd_steps, p.pgd_step_size,
+            seed, device=run.device, progress=advance,
+        ), note="PGD")
+    return AttackResult.from_sweeps(checkpoint=run.checkpoint, epoch=run.epoch, layer=run.layer, fgsm=fgsm,
+                                    pgd=pgd_result, distance=p.distance, pgd_steps=p.pgd_steps,
+                                    pgd_step_size=p.pgd_step_size, device=run.device.type)
+
+
+def attack_lines(result: AttackResult) -> list[str]:
+    """Accuracy and attack on S per ε (and per PGD ε), one line each."""
+    lines = [f"ε={e:<6g} accuracy {a:.4f}  attack on S {t:.1f}% ({result.distance} distances)"
+             for e, a, t in zip(result.epsilons, result.accuracy, result.targeting_pct)]
+    if result.pgd is not None:
+        g = result.pgd
+        lines += [f"PGD ε={e:<6g} accuracy {a:.4f}  attack on S {t:.1f}% ({g.steps} steps, {result.distance} distances)"
+                  for e, a, t in zip(g.epsilons, g.accuracy, g.targeting_pct)]
+    return lines
