@@ -92,10 +92,14 @@ def test_the_mean_line_rule_is_exact_at_a_tie():
     assert fragile_mask(np.array([[3, 1, 2], [2, 2, 2]])).tolist() == [[False, True, False], [False, False, False]]
 
 
-def test_the_mean_line_rule_is_the_ranking_s_away_from_ties():
+def test_the_mean_line_rule_is_the_ranking_s():
     counts = np.array([90, 40, 85, 70, 99, 10])
-    ranking = KernelRanking(accuracy=(counts / 100).tolist(), loss=[0.0] * 6, examples=100, baseline_accuracy=1.0)
+    ranking = KernelRanking(correct=counts.tolist(), loss_sum=[0.0] * 6, examples=100, baseline_correct=100)
     assert np.flatnonzero(fragile_mask(counts)).tolist() == ranking.fragile
+    tied = KernelRanking(correct=[1, 1, 1, 2], loss_sum=[0.0] * 4, examples=10, baseline_correct=10)
+    assert tied.fragile == [0, 1, 2] and tied.null == [3]
+    even = KernelRanking(correct=[1, 1, 1], loss_sum=[0.0] * 3, examples=10, baseline_correct=10)
+    assert even.fragile == [] and even.null == [0, 1, 2]  # 0.1 each: on the line, never below it
 
 
 def test_the_bootstrap_finds_sure_and_unsure_kernels():

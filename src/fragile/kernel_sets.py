@@ -48,15 +48,16 @@ class KernelRanking:
 
     @property
     def fragile(self) -> list[int]:
-        """S: dropping these costs more than the average kernel."""
-        mean = self.mean_accuracy
-        return [k for k, acc in enumerate(self.accuracy) if acc < mean]
+        """S: dropping these costs more than the average kernel. Compared in whole counts
+        (K·c_k < Σc), so a kernel exactly on the mean line is never in S by float rounding."""
+        total, kernels = sum(self.correct), len(self.correct)
+        return [k for k, c in enumerate(self.correct) if kernels * c < total]
 
     @property
     def null(self) -> list[int]:
         """S': the rest (at or above the mean line)."""
-        mean = self.mean_accuracy
-        return [k for k, acc in enumerate(self.accuracy) if acc >= mean]
+        total, kernels = sum(self.correct), len(self.correct)
+        return [k for k, c in enumerate(self.correct) if kernels * c >= total]
 
     def check_sets(self) -> None:
         if not self.fragile or not self.null:
