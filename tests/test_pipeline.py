@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 import torch
 
 from conftest import copy_repo
@@ -87,7 +88,7 @@ def test_attack_curve_and_hardened_checkpoint(repo):
     # PGD next to FGSM on the same examples: attack_target's PGD on the original is evaluate's
     attack = json.loads((repo / "results/attack/epoch_1.json").read_text())
     evaluate = json.loads((repo / "results/evaluate/epoch_1.json").read_text())
-    assert attack["pgd"]["epsilons"] == [0.1] and attack["pgd"]["steps"] == 3
+    assert attack["pgd"]["epsilons"] == [0.1] and attack["pgd"]["steps"] == yaml.safe_load((repo / "params.yaml").read_text())["attack"]["pgd_steps"]
     assert attack["pgd"]["accuracy"][0] == evaluate["pgd"]["original"]["correct"][0] / evaluate["examples"]
     assert 0 <= attack["pgd"]["accuracy"][0] <= curve["accuracy"].iloc[1]  # PGD at least as strong as FGSM here
     original = models.load(repo / "models/original/epoch_1.pt")
