@@ -32,7 +32,7 @@ def test_zero_epsilon_returns_the_input(tiny_model, tiny_split):
 def test_one_step_of_size_epsilon_without_random_start_is_fgsm(tiny_model, tiny_split):
     images, labels = _batch(tiny_split)
     for eps in (0.02, 0.3):
-        adv = pgd(tiny_model, images, labels, eps, steps=1, step=eps, random_start=False)
+        adv = pgd(tiny_model, images, labels, eps, steps=1, step=eps, random_start=False, early_stop=False)
         assert torch.equal(adv, fgsm(tiny_model, images, labels, eps))
 
 
@@ -52,7 +52,7 @@ def test_pgd_finds_a_higher_loss_than_fgsm_on_the_same_examples(tiny_model, tiny
     loss = torch.nn.functional.cross_entropy
     eps = 0.05
     fgsm_adv = fgsm(tiny_model, images, labels, eps)
-    pgd_adv = pgd(tiny_model, images, labels, eps, steps=6, generator=_generator())
+    pgd_adv = pgd(tiny_model, images, labels, eps, steps=6, generator=_generator(), early_stop=False)
     with torch.no_grad():
         fgsm_logits, pgd_logits = tiny_model(fgsm_adv), tiny_model(pgd_adv)
     assert loss(pgd_logits, labels, reduction="sum") > loss(fgsm_logits, labels, reduction="sum")
@@ -76,7 +76,7 @@ def test_without_random_start_it_matches_torchattacks_pgd(tiny_model, tiny_split
     torchattacks = pytest.importorskip("torchattacks")
     images, labels = _batch(tiny_split, 8)
     theirs = torchattacks.PGD(tiny_model, eps=0.1, alpha=0.04, steps=2, random_start=False)(images, labels)
-    ours = pgd(tiny_model, images, labels, 0.1, steps=2, step=0.04, random_start=False)
+    ours = pgd(tiny_model, images, labels, 0.1, steps=2, step=0.04, random_start=False, early_stop=False)
     assert torch.allclose(ours, theirs, atol=1e-6)
 
 
@@ -124,3 +124,45 @@ def test_restarts_need_a_random_start():
         pgd(_CoinFlip(), images, labels, 0.1, steps=1, random_start=False, restarts=2)
     with pytest.raises(ValueError, match="at least 1"):
         pgd(_CoinFlip(), images, labels, 0.1, steps=1, restarts=0)
+
+
+def _correct(model, images, labels):
+    with torch.no_grad():
+        return model(images).argmax(1) == labels
+
+
+def test_early_stop_counts_robust_exactly_the_examples_that_survive_every_iterate(tiny_model, tiny_split):
+    images, labels = _batch(tiny_split, 32)
+    eps, steps, alpha = 0.05, 4, 0.02
+    early = pgd(tiny_model, images, labels, eps, steps=steps, step=alpha, generator=_generator(7))
+    # The full run's iterates: the random start, then each step (same seed, same start).
+    noise = torch.rand(images.shape, generator=_generator(7))
+    start = torch.min(torch.max(images + (2 * noise - 1) * eps, (images - eps).clamp(0, 1)), (images + eps).clamp(0, 1))
+    survives = _correct(tiny_model, start, labels)
+    for t in range(1, steps + 1):
+        full = pgd(tiny_model, images, labels, eps, steps=t, step=alpha, generator=_generator(7), early_stop=False)
+        survives &= _correct(tiny_model, full, labels)
+    last = _correct(tiny_model, full, labels)
+    assert torch.equal(_correct(tiny_model, early, labels), survives)
+    assert not (survives & ~last).any()  # never more robust than the last iterate of a full run
+    assert (early - images).abs().max() <= eps + 1e-6 and early.min() >= 0 and early.max() <= 1
+
+
+class _CountingRows(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.rows = model, 0
+
+    def forward(self, x):
+        self.rows += x.shape[0]
+        return self.model(x)
+
+
+def test_early_stop_spends_no_steps_on_broken_examples(tiny_model, tiny_split):
+    images, labels = _batch(tiny_split, 32)
+    counting = _CountingRows(tiny_model)
+    pgd(counting, images, labels, 0.5, steps=10, generator=_generator())  # ε = 0.5 breaks nearly all at once
+    early_rows, counting.rows = counting.rows, 0
+    pgd(counting, images, labels, 0.5, steps=10, generator=_generator(), early_stop=False)
+    assert counting.rows == 10 * len(images)
+    assert early_rows < counting.rows / 2

@@ -27,11 +27,18 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 def gradient_sign(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """sign(∇x CE(f(x), y)) with the model in eval mode; parameter grads are not touched."""
+    return gradient_sign_and_fooled(model, images, labels)[0]
+
+
+def gradient_sign_and_fooled(model: nn.Module, images: torch.Tensor,
+                             labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient's sign, and which images the same forward pass already misclassifies."""
     with eval_mode(model), torch.enable_grad():
         x = images.detach().clone().requires_grad_(True)
-        loss = F.cross_entropy(model(x), labels, reduction="sum")
+        logits = model(x)
+        loss = F.cross_entropy(logits, labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
-    return grad.sign()
+    return grad.sign(), logits.detach().argmax(1) != labels
 
 
 def perturb(images: torch.Tensor, sign: torch.Tensor, epsilon: float) -> torch.Tensor:

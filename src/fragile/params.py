@@ -39,7 +39,7 @@ class DataParams:
     dataset: str = "mnist5k"
     root: str = "data/raw"
     download: bool = True
-    val_fraction: float = 0.1
+    val_fraction: float = 0.2
     test_fraction: float = 0.2
     image_size: int = 0  # imagefolder: 0 keeps the images' one shared size; N resizes to N×N
 
@@ -89,10 +89,10 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    epochs: int = 2
-    checkpoints: tuple[int, ...] = (1, 2)
-    batch_size: int = 128
-    lr: float = 0.05
+    epochs: int = 10
+    checkpoints: tuple[int, ...] = (1, 5, 10)
+    batch_size: int = 32
+    lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 5e-4
     scheduler: str = "cosine"
@@ -161,8 +161,8 @@ class RankParams:
 
 @dataclass(frozen=True)
 class AttackParams:
-    epsilons: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
-    max_examples: int = 500
+    epsilons: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+    max_examples: int = 1000
     batch_size: int = 250
     distance: str = "absolute"  # Algorithm 1's d_k: absolute (the paper) | relative (d_k / ‖f_L(x)_k‖)
     pgd_epsilons: tuple[float, ...] = (0.1,)  # the headline ε and sanity_epsilon are always added (pgd_grid)
@@ -216,7 +216,7 @@ class HardenParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    max_examples: int = 500
+    max_examples: int = 1000
     batch_size: int = 250
 
     def validate(self) -> None:

@@ -7,6 +7,13 @@ gradient masking. The random start is drawn on the CPU from a `torch.Generator`,
 seed gives the same start on every device. With restarts, the attack starts again from new
 random points for the examples that are still classified correctly: an example counts as
 robust only if it survives every restart.
+
+Early stop (the default): an example stops moving at its first iterate the model misclassifies
+(the random start included), read from the forward pass that computes the next gradient, so it
+costs no extra pass. Robust accuracy is then "survives every iterate", the standard of
+AutoAttack's APGD, which is at most the accuracy at the last iterate of a full run, and the
+attack spends no steps on examples it has already broken (at a large ε, nearly all after one).
+`early_stop=False` runs every step for every example (torchattacks' PGD arithmetic).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fragile.attacks import eval_mode, gradient_sign, like
+from fragile.attacks import eval_mode, gradient_sign, gradient_sign_and_fooled, like
 
 STEP_RULE = 2.5  # step = 2.5·ε/steps when no step is given (Madry et al.): the walk can cross the ball
 
@@ -34,6 +41,7 @@ def pgd(
     random_start: bool = True,
     generator: torch.Generator | None = None,
     restarts: int = 1,
+    early_stop: bool = True,
 ) -> torch.Tensor:
     """`steps` signed-gradient steps against `model` (eval mode), projected onto the ε-ball
     around `images` and the pixel range after each step; with `restarts` > 1, each restart
@@ -43,7 +51,7 @@ def pgd(
         raise ValueError(f"restarts must be at least 1, got {restarts}")
     if restarts > 1 and not random_start:
         raise ValueError("restarts without a random start would repeat the same attack")
-    adversarial = _pgd(model, images, labels, epsilon, steps, step, random_start, generator)
+    adversarial = _pgd(model, images, labels, epsilon, steps, step, random_start, generator, early_stop)
     if epsilon == 0 or steps == 0:
         return adversarial
     for _ in range(restarts - 1):
@@ -53,7 +61,7 @@ def pgd(
         if survivors.numel() == 0:
             break
         adversarial[survivors] = _pgd(model, images[survivors], labels[survivors], epsilon, steps, step,
-                                      random_start, generator)
+                                      random_start, generator, early_stop)
     return adversarial
 
 
@@ -66,6 +74,7 @@ def _pgd(
     step: float,
     random_start: bool,
     generator: torch.Generator | None,
+    early_stop: bool = True,
 ) -> torch.Tensor:
     if epsilon == 0 or steps == 0:
         return images.clone()
@@ -76,6 +85,25 @@ def _pgd(
         noise = torch.rand(images.shape, generator=generator, dtype=images.dtype)
         x = torch.min(torch.max(x + (2 * noise.to(images.device) - 1) * epsilon, low), high, out=like(images))
     alpha = step_size(epsilon, steps, step)
+    if not early_stop:
+        for _ in range(steps):
+            x = torch.min(torch.max(x + alpha * gradient_sign(model, x, labels), low), high, out=like(images))
+        return x
+    active = torch.arange(images.shape[0], device=images.device)
     for _ in range(steps):
-        x = torch.min(torch.max(x + alpha * gradient_sign(model, x, labels), low), high, out=like(images))
+        rows = _rows(x, active)
+        sign, fooled = gradient_sign_and_fooled(model, rows, labels[active])
+        moving = ~fooled
+        if not bool(moving.any()):
+            break
+        active, rows, sign = active[moving], rows[moving], sign[moving]
+        x[active] = torch.min(torch.max(rows + alpha * sign, low[active]), high[active])
     return x
+
+
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[index] in x's memory layout, so the model runs the same kernels on it."""
+    rows = x.index_select(0, index)
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return rows.contiguous(memory_format=torch.channels_last)
+    return rows
