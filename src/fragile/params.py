@@ -90,7 +90,7 @@ class ModelParams:
 @dataclass(frozen=True)
 class TrainParams:
     epochs: int = 10
-    checkpoints: tuple[int, ...] = (1, 5, 10)
+    checkpoints: tuple[int, ...] = (2, 5, 10)
     batch_size: int = 32
     lr: float = 0.02
     momentum: float = 0.9
