@@ -106,10 +106,13 @@ def read_checkpoints(cls: type[R], folder: str | os.PathLike[str], epochs: Itera
 class RankResult(ResultFile):
     """results/rank/epoch_N.json: S and S' of the analysed conv. `accuracy`, `mean_accuracy`
     and `baseline_accuracy` are None when only the Taylor ranking ran; `score`, `mean_score`
-    and `baseline_loss` are written when it ran, `comparison` when both ran (rank.compare)."""
+    and `baseline_loss` are written when it ran, `comparison` when both ran (rank.compare).
+    `p_fragile` (each kernel's share of ranking-bootstrap resamples in which it is in S) and
+    `fragile_share_ci95` (the resamples' 95% range of |S|/n) are written when the exact
+    ranking chose S and analysis.rank_bootstrap > 0."""
 
     STAGE: ClassVar[str] = "rank"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     checkpoint: str
     epoch: int
@@ -130,6 +133,8 @@ class RankResult(ResultFile):
     mean_score: float | None = optional()
     baseline_loss: float | None = optional()
     comparison: dict[str, float] | None = optional()  # Spearman and S/S' agreement, Taylor vs exact
+    p_fragile: list[float] | None = optional()
+    fragile_share_ci95: list[float] | None = optional()
 
 
 def read_kernel_sets(path: str | os.PathLike[str], layer: str, kernels: int) -> tuple[list[int], list[int]]:
@@ -165,10 +170,12 @@ class PgdCurve:
 class AttackResult(ResultFile):
     """results/attack/epoch_N.json: FGSM accuracy and Algorithm 1 per ε on the original model
     (targeting on absolute and relative distances; `targeting_pct` on attack.distance), each
-    example's outcomes for the bootstrap, and PGD (None when attack.pgd_epsilons is empty)."""
+    example's outcomes for the bootstrap, and PGD (None when attack.pgd_epsilons is empty).
+    `readings`: FGSM targeting percent per ε on every reading of fragile.targeting (conv, bn,
+    relu × absolute, relative); their distances lie in results/attack/epoch_N.npz."""
 
     STAGE: ClassVar[str] = "attack_target"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     checkpoint: str
     epoch: int
@@ -184,6 +191,7 @@ class AttackResult(ResultFile):
     device: str
     per_example: dict[str, Any]
     pgd: PgdCurve | None
+    readings: dict[str, list[float]]
 
     @classmethod
     def from_sweeps(cls, *, checkpoint: str | os.PathLike[str], epoch: int, layer: str, fgsm: SweepResult,
@@ -197,6 +205,8 @@ class AttackResult(ResultFile):
                 epsilons=pgd.epsilons, steps=pgd_steps, step_size=pgd_step_size, accuracy=_accuracies(pgd),
                 **_targeting(pgd, distance), per_example=pgd.per_example,
             ),
+            readings={reading: [fgsm.reading_pct(reading, i) for i in range(len(fgsm.epsilons))]
+                      for reading in fgsm.readings()},
         )
 
     def curve_rows(self) -> list[dict[str, float]]:
@@ -276,10 +286,11 @@ class PgdCounts:
 class EvaluateResult(ResultFile):
     """results/evaluate/epoch_N.json: exact counts and per-example outcomes per ε of FGSM
     white-box against the original and the hardened model and transferred from the original,
-    and of PGD (absent when attack.pgd_epsilons is empty)."""
+    and of PGD (absent when attack.pgd_epsilons is empty). The FGSM settings' `per_example`
+    also holds Algorithm 1's outcome on every reading (`reading.<name>`, fragile.comparison)."""
 
     STAGE: ClassVar[str] = "evaluate"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     checkpoint: str
     epoch: int
