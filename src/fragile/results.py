@@ -365,26 +365,33 @@ _EPOCH_KEY = re.compile(r"epoch_(\d+)")
 @dataclass(frozen=True, kw_only=True)
 class Headline(ResultFile):
     """metrics/headline.json (dvc metrics): the headline at `epsilon`, one `epoch_<N>` block per
-    checkpoint, the analysed layer and the stability of S across checkpoints."""
+    checkpoint, the analysed layer and the stability of S across checkpoints; every Algorithm 1
+    reading against its chance baseline (`readings`), the kernels' weight norms (`kernel_norms`)
+    and the verdict on each of the paper's claims (`claims`), see fragile.claims_summary."""
 
     STAGE: ClassVar[str] = "summarize"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     epsilon: float
     checkpoints: dict[int, HeadlineBlock]  # written as `epoch_<N>` keys, for readable metric names
     layer: str
     stability: dict[str, Any]
+    readings: dict[str, Any]
+    kernel_norms: dict[str, Any]
+    claims: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
         return {FORMAT_KEY: self.FORMAT_VERSION, "epsilon": self.epsilon,
                 **{f"epoch_{epoch}": _plain(block) for epoch, block in self.checkpoints.items()},
-                "layer": self.layer, "stability": _plain(self.stability)}
+                "layer": self.layer, "stability": _plain(self.stability), "readings": _plain(self.readings),
+                "kernel_norms": _plain(self.kernel_norms), "claims": _plain(self.claims)}
 
     @classmethod
     def _from_fields(cls, data: dict[str, Any], reader: _Reader) -> Headline:
         blocks = {key: value for key, value in data.items() if _EPOCH_KEY.fullmatch(key)}
         rest = reader.build(_HeadlineRest, {k: v for k, v in data.items() if k not in blocks}, "")
-        return cls(epsilon=rest.epsilon, layer=rest.layer, stability=rest.stability,
+        return cls(epsilon=rest.epsilon, layer=rest.layer, stability=rest.stability, readings=rest.readings,
+                   kernel_norms=rest.kernel_norms, claims=rest.claims,
                    checkpoints={int(_EPOCH_KEY.fullmatch(key).group(1)): reader.build(HeadlineBlock, value, key)
                                 for key, value in blocks.items()})
 
@@ -396,6 +403,9 @@ class _HeadlineRest:
     epsilon: float
     layer: str
     stability: dict[str, Any]
+    readings: dict[str, Any]
+    kernel_norms: dict[str, Any]
+    claims: dict[str, Any]
 
 
 # --- the JSON round trip ---------------------------------------------------------------------
