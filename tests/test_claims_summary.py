@@ -38,6 +38,9 @@ def test_the_readings_are_the_targeting_modules_and_the_nearest_grid_epsilon_is_
     assert claims_epsilon(0.1, [0.0, 0.05, 0.1, 0.3]) == 2
     assert claims_epsilon(0.12, [0.0, 0.05, 0.1, 0.3]) == 2
     assert claims_epsilon(0.25, [0.0, 0.05, 0.1, 0.3]) == 3
+    assert claims_epsilon(0.05, [0.0, 0.1, 0.2]) == 1  # ε = 0 is as near but moves nothing
+    assert claims_epsilon(0.0, [0.0, 0.1]) == 1 and claims_epsilon(0.0, [0.0]) == 0
+    assert claims_epsilon(0.5, [0.0, 0.25, 0.75]) == 2  # the larger of two as near
 
 
 def _planted_archive(fragile, kernels=16, examples=300, seed=0):

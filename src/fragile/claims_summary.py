@@ -8,7 +8,7 @@ verdict rules are fragile.claims'. The result goes into metrics/headline.json as
 `kernel_norms` and `claims` (verdict codes: 1 agree, 0 inconclusive, −1 disagree).
 
 The claims are read at one ε: the headline `epsilon` when it is on attack.epsilons, else the
-grid's ε nearest to it (the archive holds the grid only). C2 and C4 are read on every reading;
+grid's ε nearest to it (the archive holds the grid only; `claims_epsilon`). C2 and C4 are read on every reading;
 the top rows use analysis.output × attack.distance (conv × absolute is the paper's). C2, C4
 and C5 are judged per checkpoint; a claim's overall verdict is the checkpoints' when they
 agree and inconclusive when they differ. C1 and C3 use all checkpoints at once.
@@ -62,8 +62,10 @@ def epoch_key(epoch: int) -> str:
 
 
 def claims_epsilon(epsilon: float, grid: Sequence[float]) -> int:
-    """Index of `epsilon` on `grid`, or of the grid's ε nearest to it (the first of equals)."""
-    return min(range(len(grid)), key=lambda i: abs(grid[i] - epsilon))
+    """Index of `epsilon` on `grid`, or of the grid's ε nearest to it: ε = 0 only when the grid
+    has nothing else (it moves no kernel, so nothing can target S), the larger of two as near."""
+    candidates = [i for i in range(len(grid)) if grid[i] > 0] or list(range(len(grid)))
+    return min(candidates, key=lambda i: (abs(grid[i] - epsilon), -grid[i]))
 
 
 def archive_distances(archive: Mapping[str, np.ndarray], reading: str, index: int) -> np.ndarray:
