@@ -2,9 +2,10 @@
 
 FGSM: one gradient per batch (from `source`), reused for every ε. PGD: a full iterative
 attack per ε. Either way, for each ε one forward pass of `target` gives both its accuracy
-and its layer output for Algorithm 1 (absolute and relative distances), and every
-example's outcome is kept for the bootstrap. `attack_checkpoint` is the attack_target
-stage's work: both sweeps against one checkpoint.
+and its layer output for Algorithm 1 (absolute and relative distances; given the layer's
+BatchNorm, FGSM takes every reading of fragile.targeting), and every example's outcome is
+kept for the bootstrap. `attack_checkpoint` is the attack_target stage's work: both sweeps
+against one checkpoint, and the FGSM distance archive.
 """
 
 from __future__ import annotations
