@@ -10,6 +10,7 @@ import typer
 
 from fragile.checkpoint_run import open_checkpoint
 from fragile.errors import reports_errors
+from fragile.npz import write_npz
 from fragile.params import load_params
 from fragile.sweep import attack_checkpoint, attack_lines
 from fragile.tables import write_csv
@@ -22,6 +23,8 @@ def main(
     sets: Path = typer.Option(..., help="The rank stage's JSON with S and S'."),
     curve: Path = typer.Option(..., help="CSV per ε: epsilon, accuracy, targeting_pct (by attack.distance)."),
     summary: Path = typer.Option(..., help="JSON summary of the sweep."),
+    distances: Path = typer.Option(..., help="Compressed .npz: every Algorithm 1 reading's examples × kernels "
+                                   "FGSM distances per ε, and each kernel's weight norm."),
     params: Path = typer.Option(..., help="Params file (reads attack.*, seed, analysis.layer)."),
 ) -> None:
     """Accuracy under FGSM and the share of examples whose attack concentrates on S, per ε."""
@@ -30,12 +33,13 @@ def main(
                           p.attack.batch_size, sets=sets)
     if run is None:  # re-run under torchrun, whose processes did the work
         return
-    result = attack_checkpoint(run, p.attack, p.seed)
+    result, archive = attack_checkpoint(run, p.attack, p.seed)
     if not run.is_main:  # rank 0 writes the outputs
         return
     typer.echo(f"{model}: {result.examples} test examples on {run.where()}")
     write_csv(curve, pd.DataFrame(result.curve_rows()))
     result.write(summary)
+    write_npz(distances, archive)
     for line in attack_lines(result):
         typer.echo(line)
 

@@ -9,6 +9,7 @@ import typer
 
 from fragile.checkpoint_run import open_checkpoint
 from fragile.errors import reports_errors
+from fragile.npz import write_npz
 from fragile.params import load_params
 from fragile.ranking import rank_checkpoint, summary_line
 from fragile.tables import write_csv
@@ -21,7 +22,10 @@ def main(
     kernels_csv: Path = typer.Option(..., "--kernels", help="Per-kernel CSV: kernel, accuracy, loss (ablation) "
                                      "and/or score (taylor), set."),
     sets: Path = typer.Option(..., help="JSON with S, S', the mean line and counts."),
-    params: Path = typer.Option(..., help="Params file (reads rank.*, analysis.layer)."),
+    outcomes: Path = typer.Option(..., help="Compressed .npz: `correct`, examples × kernels, 1 = the example is "
+                                  "right with that kernel dropped (exact ranking; empty for taylor alone)."),
+    params: Path = typer.Option(..., help="Params file (reads rank.*, seed, analysis.layer, "
+                                "analysis.rank_bootstrap)."),
 ) -> None:
     """Drop each kernel of the analysed conv in turn and split the kernels into fragile S and null S'."""
     p = load_params(params)
@@ -29,11 +33,12 @@ def main(
                           p.rank.batch_size)
     if run is None:  # re-run under torchrun, whose processes did the work
         return
-    ranked = rank_checkpoint(run, p.rank)
+    ranked = rank_checkpoint(run, p.rank, p.analysis.rank_bootstrap, p.seed)
     if not run.is_main:  # rank 0 writes the outputs
         return
     write_csv(kernels_csv, ranked.table)
     ranked.result.write(sets)
+    write_npz(outcomes, ranked.archive)
     typer.echo(summary_line(ranked.result, run.where()))
 
 

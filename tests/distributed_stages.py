@@ -21,10 +21,11 @@ def main(work: Path) -> None:
     train.main(data=data, models_dir=out / "models", live=out / "live", params=params, resume_dir=out / "resume")
     checkpoint = out / "models" / "epoch_2.pt"
     dist.barrier()  # each stage reads what rank 0 wrote in the one before (DVC runs them one by one)
-    rank.main(model=checkpoint, data=data, kernels_csv=out / "rank.csv", sets=out / "rank.json", params=params)
+    rank.main(model=checkpoint, data=data, kernels_csv=out / "rank.csv", sets=out / "rank.json",
+              outcomes=out / "rank.npz", params=params)
     dist.barrier()
     attack_target.main(model=checkpoint, data=data, sets=out / "rank.json", curve=out / "attack.csv",
-                       summary=out / "attack.json", params=params)
+                       summary=out / "attack.json", distances=out / "attack.npz", params=params)
     evaluate.main(model=checkpoint, hardened=work / "single" / "models" / "epoch_2.pt", data=data,
                   sets=out / "rank.json", results=out / "evaluate.json", curves=out / "evaluate.csv", params=params)
     # Leave together: a process that tears down gloo while the other still writes its outputs

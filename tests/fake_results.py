@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from fragile.claims_summary import READINGS
 from fragile.comparison import Comparison, SweepResult
-from fragile.layout import checkpoint_file, result_file
+from fragile.layout import archive_file, checkpoint_file, result_file
+from fragile.npz import write_npz
 from fragile.params import params_from_dict
 from fragile.results import AttackResult, EvaluateResult, HardenResult, Headline, NoiseTrialRow, RankResult
 from fragile.summary import summarize
@@ -25,7 +28,8 @@ EXAMPLES = 200
 def sweep(epsilons: Sequence[float], clean: int, correct: Sequence[int], targeted: Sequence[int],
           targeted_relative: Sequence[int] | None = None, examples: int = EXAMPLES) -> SweepResult:
     """Recorded outcomes: the first `clean` examples right when clean, the first correct[i]
-    right at ε index i, the first targeted[i] attacking S (relative: half as many by default)."""
+    right at ε index i, the first targeted[i] attacking S (relative: half as many by default),
+    on every absolute reading as `targeted` and every relative one as `targeted_relative`."""
     relative = targeted_relative if targeted_relative is not None else [t // 2 for t in targeted]
     result = SweepResult(list(epsilons))
     result.record_clean([j < clean for j in range(examples)])
@@ -33,6 +37,9 @@ def sweep(epsilons: Sequence[float], clean: int, correct: Sequence[int], targete
         result.record(i, "correct", [j < correct[i] for j in range(examples)])
         result.record(i, "targeted", [j < targeted[i] for j in range(examples)])
         result.record(i, "targeted_relative", [j < relative[i] for j in range(examples)])
+        for reading in READINGS:
+            count = relative[i] if reading.endswith("relative") else targeted[i]
+            result.record_reading(i, reading, [j < count for j in range(examples)])
     return result
 
 
@@ -70,6 +77,22 @@ def attack(epoch: int) -> AttackResult:
                                     pgd_steps=3, pgd_step_size=0.0, device="cpu")
 
 
+def archive(epoch: int, examples: int = EXAMPLES) -> dict[str, np.ndarray]:
+    """attack_target's distance archive of `rank(epoch)`: seeded distances in which S moves more
+    on the absolute readings (planted) and like the rest on the relative ones, zero at ε = 0."""
+    rng = np.random.default_rng(epoch)
+    fragile = rank(epoch).fragile
+    arrays: dict[str, np.ndarray] = {}
+    for i, eps in enumerate(EPSILONS):
+        for reading in READINGS:
+            d = eps * rng.gamma(2.0, 1.0, size=(examples, KERNELS))
+            if reading.endswith("absolute"):
+                d[:, fragile] *= 1.5
+            arrays[f"{reading}.eps{i}"] = d.astype(np.float32)
+    norms = 1.0 + np.arange(KERNELS, dtype=np.float64) / KERNELS
+    return {**arrays, "epsilons": np.asarray(EPSILONS), "weight_norm": norms, "bn_weight_norm": norms[::-1].copy()}
+
+
 def harden(epoch: int, grid: bool = False) -> HardenResult:
     values = [3.0 / (i + 1) for i in range(5)]
     rows = [NoiseTrialRow(sigma=s, fgsm_accuracy_val=0.4 + s, tau=10 * s, rank_kept=4, alpha=1.1)
@@ -96,7 +119,7 @@ def headline_metrics(epochs: tuple[int, ...], epsilon: float = 0.1) -> Headline:
     """summarize's headline of these fakes (no intervals)."""
     headline, _ = summarize(params_from_dict(params(epochs, epsilon)), {e: rank(e) for e in epochs},
                             {e: harden(e) for e in epochs}, {e: evaluate(e) for e in epochs},
-                            off_grid=_no_attack, say=lambda _line: None)
+                            off_grid=_no_attack, say=lambda _line: None, archives={e: archive(e) for e in epochs})
     return headline
 
 
@@ -115,6 +138,7 @@ def write_results(root: Path, epochs: tuple[int, ...] = (1, 2), params_yaml: dic
         name = result_file(e)
         rank(e).write(root / "results/rank" / name)
         attack(e).write(root / "results/attack" / name)
+        write_npz(root / "results/attack" / archive_file(e), archive(e))
         harden(e).write(root / "results/harden" / name)
         evaluate(e).write(root / "results/evaluate" / name)
     headline_metrics(epochs).write(root / "metrics/headline.json")

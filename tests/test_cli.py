@@ -77,7 +77,7 @@ def test_a_corrupt_checkpoint_is_one_line_naming_the_file(tmp_path):
     sets = tmp_path / "sets.json"
     out = run(
         "rank", "--model", str(bad), "--data", str(tmp_path / "prepared"), "--kernels", str(tmp_path / "k.csv"),
-        "--sets", str(sets), "--params", str(ROOT / "params.yaml"), cwd=tmp_path,
+        "--outcomes", str(tmp_path / "k.npz"), "--sets", str(sets), "--params", str(ROOT / "params.yaml"), cwd=tmp_path,
     )
     assert out.returncode == 2
     assert f"checkpoint {bad} is truncated or corrupted" in out.stderr
@@ -124,7 +124,7 @@ def test_a_checkpoint_trained_on_other_data_is_refused_by_the_stage(tmp_path, ti
     data = _prepared(tmp_path / "data", channels=3, classes=4)
     sets = tmp_path / "sets.json"
     out = run("rank", "--model", str(ckpt), "--data", str(data), "--kernels", str(tmp_path / "k.csv"),
-              "--sets", str(sets), "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
+              "--outcomes", str(tmp_path / "k.npz"), "--sets", str(sets), "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"checkpoint {ckpt} has num_classes=10 but 4 was expected" in out.stderr
     assert not sets.exists()
@@ -141,7 +141,7 @@ def test_a_tampered_data_file_stops_the_stage_naming_the_file(tmp_path, tiny_mod
     images[0, 0, 0, 0] ^= 1  # one bit
     np.save(data / "val_images.npy", images)
     out = run("rank", "--model", str(ckpt), "--data", str(data), "--kernels", str(tmp_path / "k.csv"),
-              "--sets", str(tmp_path / "s.json"), "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
+              "--outcomes", str(tmp_path / "k.npz"), "--sets", str(tmp_path / "s.json"), "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"{data / 'val_images.npy'} does not match the sha256 in {data / 'manifest.json'}" in out.stderr
 

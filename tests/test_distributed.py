@@ -61,9 +61,10 @@ def runs(tmp_path_factory) -> Path:
     (work / "torchrun.log").write_text(done.stdout, encoding="utf-8")
 
     checkpoint = work / "dist" / "models" / "epoch_2.pt"
-    rank.main(model=checkpoint, data=data, kernels_csv=single / "rank.csv", sets=single / "rank.json", params=params)
+    rank.main(model=checkpoint, data=data, kernels_csv=single / "rank.csv", sets=single / "rank.json",
+              outcomes=single / "rank.npz", params=params)
     attack_target.main(model=checkpoint, data=data, sets=single / "rank.json", curve=single / "attack.csv",
-                       summary=single / "attack.json", params=params)
+                       summary=single / "attack.json", distances=single / "attack.npz", params=params)
     evaluate.main(model=checkpoint, hardened=single / "models" / "epoch_2.pt", data=data, sets=single / "rank.json",
                   results=single / "evaluate.json", curves=single / "evaluate.csv", params=params)
     return work
@@ -95,7 +96,7 @@ def test_two_process_training_gives_a_checkpoint_like_one_process(runs):
 
 
 def test_sharded_attack_and_evaluation_equal_one_process(runs):
-    for name in ("attack.json", "attack.csv", "evaluate.json", "evaluate.csv"):
+    for name in ("attack.json", "attack.csv", "attack.npz", "evaluate.json", "evaluate.csv", "rank.npz"):
         assert (runs / "dist" / name).read_bytes() == (runs / "single" / name).read_bytes(), name
     assert json.loads((runs / "dist" / "attack.json").read_text())["examples"] == 60
     assert json.loads((runs / "dist" / "evaluate.json").read_text())["device"] == "cpu"

@@ -12,6 +12,9 @@ import yaml
 
 from conftest import copy_repo
 from fragile import models
+from fragile.chance import example_targets
+from fragile.npz import read_npz
+from fragile.targeting import READINGS, archive_key
 from pipeline_repo import sh
 
 
@@ -28,8 +31,10 @@ def test_every_declared_output_exists(repo):
         "dvclive/train/metrics.json",
         "results/rank/epoch_1.json",
         "results/rank/epoch_1.csv",
+        "results/rank/epoch_1.npz",
         "results/attack/epoch_1.json",
         "results/attack/epoch_1.csv",
+        "results/attack/epoch_1.npz",
         "results/harden/epoch_1.json",
         "results/evaluate/epoch_1.json",
         "results/evaluate/epoch_1.csv",
@@ -132,4 +137,30 @@ def test_layer_and_kernel_stability_in_the_metrics(repo):
     assert headline["layer"] == sets["layer"] == "conv1"
     # one checkpoint: no pair to compare, and its whole S counts as fragile at every checkpoint
     assert headline["stability"] == {"checkpoints": [1], "always_fragile": sorted(sets["fragile"]),
-                                     "always_fragile_count": len(sets["fragile"])}
+                                     "always_fragile_count": len(sets["fragile"]),
+                                     "always_fragile_expected": float(len(sets["fragile"])), "always_fragile_p": 1.0}
+
+
+def test_the_claims_the_readings_and_their_archives(repo):
+    headline = json.loads((repo / "metrics/headline.json").read_text())
+    claims = headline["claims"]
+    assert claims["reading"] == "conv_absolute" and claims["epsilon"] == 0.1
+    assert {claims[c]["code"] for c in ("C1", "C2", "C3", "C4", "C5")} <= {-1, 0, 1}
+    assert claims["C3"]["verdict"] == "inconclusive"  # one checkpoint: nothing to persist across
+    readings = headline["readings"]["epoch_1"]
+    distances = read_npz(repo / "results/attack/epoch_1.npz")
+    sets = json.loads((repo / "results/rank/epoch_1.json").read_text())
+    for reading in READINGS:
+        assert 0 <= readings[reading]["percentile"] <= 100 and 0 < readings[reading]["p_value"] <= 1
+        d = distances[archive_key(reading, 1)]
+        assert d.shape == (40, 64)
+        assert readings[reading]["share"] == example_targets(d, sets["fragile"], sets["null"]).mean()
+    attack = json.loads((repo / "results/attack/epoch_1.json").read_text())
+    assert attack["readings"]["conv_absolute"][1] == pytest.approx(100 * readings["conv_absolute"]["share"])
+    assert set(headline["kernel_norms"]["epoch_1"]["spearman_weight_norm"]) == set(READINGS)
+    correct = read_npz(repo / "results/rank/epoch_1.npz")["correct"]
+    assert correct.shape == (100, 64) and correct.sum(axis=0).tolist() == [
+        round(a * 100) for a in sets["accuracy"]]
+    assert len(sets["p_fragile"]) == 64
+    report = (repo / "report/report.md").read_text()
+    assert report.split("\n## ")[1].startswith("Does the paper hold? Claims C1–C5")

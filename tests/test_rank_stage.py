@@ -11,6 +11,7 @@ import yaml
 
 from fragile import models
 from fragile.data import Split, write_prepared
+from fragile.npz import read_npz
 from fragile.results import RankResult
 from fragile.summary import kernel_drop_series
 from stages.rank import main as rank_stage
@@ -33,7 +34,7 @@ def _run(tmp_path, checkpoint, analysis=None, **rank):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"rank": {"batch_size": 16, **rank}, "analysis": analysis or {}}), encoding="utf-8")
     rank_stage(model=checkpoint, data=tmp_path / "data", kernels_csv=tmp_path / "k.csv", sets=tmp_path / "s.json",
-               params=params)
+               outcomes=tmp_path / "k.npz", params=params)
     return json.loads((tmp_path / "s.json").read_text()), pd.read_csv(tmp_path / "k.csv")
 
 
@@ -43,6 +44,9 @@ def test_ablation_by_default_keeps_the_measured_accuracy(rank_inputs):
     assert len(summary["accuracy"]) == 64 and "comparison" not in summary and "score" not in summary
     assert list(table.columns) == ["kernel", "accuracy", "loss", "set"]
     assert len(kernel_drop_series({1: RankResult.from_json(summary)})) == 64
+    correct = read_npz(rank_inputs[0] / "k.npz")["correct"]  # each example's outcome per dropped kernel
+    assert correct.sum(axis=0).tolist() == [round(a * summary["examples"]) for a in summary["accuracy"]]
+    assert len(summary["p_fragile"]) == 64 and all(0 <= p <= 1 for p in summary["p_fragile"])
 
 
 def test_taylor_alone_has_scores_and_no_accuracy(rank_inputs):
@@ -54,6 +58,7 @@ def test_taylor_alone_has_scores_and_no_accuracy(rank_inputs):
     assert summary["fragile"] == [k for k, s in enumerate(summary["score"]) if s > summary["mean_score"]]
     assert list(table.columns) == ["kernel", "score", "set"]
     assert kernel_drop_series({1: RankResult.from_json(summary)}).empty  # summarize copes: no measured accuracy
+    assert read_npz(rank_inputs[0] / "k.npz") == {} and "p_fragile" not in summary  # no exact outcomes to resample
 
 
 @pytest.mark.parametrize("method", ["taylor", "ablation"])

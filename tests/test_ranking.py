@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,10 +12,12 @@ from fragile.checkpoint_run import CheckpointRun
 from fragile.data import Split
 from fragile.distributed import Context
 from fragile.models import conv_layer
+from fragile.overlap import bootstrap_ranking
 from fragile.params import RankParams
 from fragile.ranking import rank_checkpoint, summary_line
-from fragile.ranking_exact import rank_conv1
+from fragile.ranking_exact import rank_conv1, rank_layer
 from fragile.ranking_taylor import rank_taylor
+from fragile.results import RankResult
 
 
 @pytest.fixture
@@ -48,3 +51,30 @@ def test_without_compare_only_the_method_in_use_runs(run):
     assert result.score is None and result.comparison is None and "score" not in result.to_json()
     assert list(rank_checkpoint(run, RankParams(method="ablation", batch_size=8)).table.columns) == [
         "kernel", "accuracy", "loss", "set"]
+
+
+@pytest.mark.parametrize("layer", ["conv1", "layer1.0.conv1"])
+def test_each_examples_outcome_per_dropped_kernel_adds_up_to_the_counts(tiny_model, run, layer):
+    ranking = rank_layer(run.model, layer, run.batches(), kernels_per_pass=5)
+    outcomes = ranking.example_correct
+    assert outcomes.shape == (16, conv_layer(run.model, layer).out_channels) and outcomes.dtype == np.uint8
+    assert outcomes.sum(axis=0).tolist() == ranking.correct
+    halves = [Split(run.part.images[a:b], run.part.labels[a:b]) for a, b in ((0, 8), (8, 16))]
+    merged = rank_layer(run.model, layer, halves[0].batches(8)).merge(rank_layer(run.model, layer, halves[1].batches(8)))
+    assert np.array_equal(merged.example_correct, outcomes)
+
+
+def test_the_ranking_bootstrap_gives_each_kernel_its_probability_of_being_in_s(run):
+    ranked = rank_checkpoint(run, RankParams(method="ablation", batch_size=8), resamples=200, seed=1)
+    r, correct = ranked.result, ranked.archive["correct"]
+    assert correct.shape == (16, 64) and correct.sum(axis=0).tolist() == rank_conv1(run.model, run.batches()).correct
+    assert r.p_fragile == bootstrap_ranking(correct, 200, 1).probability
+    assert r.fragile_share_ci95[0] <= len(r.fragile) / 64 <= r.fragile_share_ci95[1]
+    assert RankResult.from_json(r.to_json()) == r
+    unsure = rank_checkpoint(run, RankParams(method="ablation", batch_size=8)).result
+    assert unsure.p_fragile is None and "p_fragile" not in unsure.to_json()
+
+
+def test_the_taylor_ranking_alone_has_no_outcomes_and_no_bootstrap(run):
+    ranked = rank_checkpoint(run, RankParams(method="taylor", batch_size=8), resamples=50)
+    assert ranked.archive == {} and ranked.result.p_fragile is None

@@ -50,7 +50,8 @@ def test_the_files_keep_the_pipelines_json_shapes():
     assert list(evaluate["original"]) == ["clean_correct", "correct", "targeted", "targeted_relative", "per_example"]
     assert list(evaluate["pgd"]) == ["epsilons", "original", "hardened"]
     headline = fake.headline_metrics((1, 2)).to_json()
-    assert list(headline) == [FORMAT_KEY, "epsilon", "epoch_1", "epoch_2", "layer", "stability"]
+    assert list(headline) == [FORMAT_KEY, "epsilon", "epoch_1", "epoch_2", "layer", "stability", "readings",
+                              "kernel_norms", "claims"]
     assert set(headline["epoch_1"]) == {"examples", "original", "hardened", "gain", "kernels", "harden"}
 
 
@@ -69,6 +70,9 @@ def test_an_attack_result_records_both_distances_and_the_chosen_one():
     assert result.targeting_pct == result.targeting_pct_relative == [sweep.targeting_pct(i, "relative")
                                                                       for i in range(len(fake.EPSILONS))]
     assert result.targeting_pct_absolute == [sweep.targeting_pct(i) for i in range(len(fake.EPSILONS))]
+    assert result.readings["bn_relative"] == [sweep.reading_pct("bn_relative", i) for i in range(len(fake.EPSILONS))]
+    assert result.readings["conv_absolute"] == result.targeting_pct_absolute  # the fakes record them alike
+    assert AttackResult.from_json(result.to_json()) == result
     assert result.pgd is None and result.curve_rows()[2] == {
         "epsilon": 0.1, "accuracy": sweep.accuracy(2), "targeting_pct": sweep.targeting_pct(2, "relative")}
 
@@ -84,8 +88,8 @@ BAD_FILES = {
     "not JSON": ("{'fragile': [1]", "is not valid JSON; rerun the rank stage (dvc repro -f rank)"),
     "not an object": ("[1, 2]", "is not a JSON object; rerun"),
     "no version": (_edited(lambda d: d.pop(FORMAT_KEY)), "has no format version (written before results had one); "
-                   "this code reads version 1 of rank results; rerun the rank stage (dvc repro -f rank)"),
-    "old version": (_edited(lambda d: d.update({FORMAT_KEY: 0})), "has format version 0; this code reads version 1"),
+                   f"this code reads version {RankResult.FORMAT_VERSION} of rank results; rerun the rank stage (dvc repro -f rank)"),
+    "old version": (_edited(lambda d: d.update({FORMAT_KEY: 0})), f"has format version 0; this code reads version {RankResult.FORMAT_VERSION}"),
     "unknown version": (_edited(lambda d: d.update({FORMAT_KEY: 7})), "has format version 7; this code reads"),
     "missing field": (_edited(lambda d: d.pop("null")), "lacks null; it is older than this code; rerun the rank "
                       "stage (dvc repro -f rank)"),

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
 from fragile.attacks import fgsm
+from fragile.chance import example_targets
+from fragile.comparison import READING_KIND
 from fragile.data import Split
 from fragile.pgd import pgd
-from fragile.sweep import batch_seed, fgsm_sweep, pgd_sweep
-from fragile.targeting import kernel_distances, targets_fragile
+from fragile.sweep import RecordedSweep, batch_seed, fgsm_sweep, pgd_sweep
+from fragile.targeting import (
+    READINGS,
+    DistanceRecorder,
+    archive_key,
+    following_batchnorm,
+    kernel_distances,
+    layer_readings,
+    targets_fragile,
+)
 
 
 def test_sweep_matches_per_epsilon_fgsm_and_algorithm_1(tiny_model, tiny_split):
@@ -87,3 +99,45 @@ def test_pgd_sweep_of_a_later_batch_alone_equals_its_part_of_the_whole_sweep(tin
     assert sweep(Split(batch.images[8:], batch.labels[8:])) == second_half
     (first_images, _), (second_images, _) = batch.batches(8)
     assert batch_seed(5, first_images) != batch_seed(5, second_images)  # each batch its own starts
+
+
+def test_every_reading_is_recorded_per_example_and_the_archive_reproduces_it(tiny_model, tiny_split):
+    fragile, null = list(range(0, 64, 2)), list(range(1, 64, 2))
+    bn = following_batchnorm(tiny_model, "conv1")
+    recorder = DistanceRecorder()
+    result = fgsm_sweep(tiny_model, tiny_split.batches(20), [0.0, 0.1], fragile, null, tiny_model.net.conv1,
+                        bn=bn, recorder=recorder)
+    plain = fgsm_sweep(tiny_model, tiny_split.batches(20), [0.0, 0.1], fragile, null, tiny_model.net.conv1)
+    assert (result.correct, result.targeted, result.targeted_relative) == (
+        plain.correct, plain.targeted, plain.targeted_relative)
+    assert result.readings() == list(READINGS)
+    arrays = recorder.arrays()
+    images, labels = next(tiny_split.batches(len(tiny_split)))
+    expected = layer_readings(tiny_model, "conv1", images, fgsm(tiny_model, images, labels, 0.1))
+    for reading in READINGS:
+        d = arrays[archive_key(reading, 1)]
+        assert d.shape == (len(tiny_split), 64) and d.dtype == np.float32
+        torch.testing.assert_close(torch.from_numpy(d), expected[reading], rtol=1e-4, atol=1e-5)
+        flags = result.outcomes(READING_KIND.format(reading=reading), 1)
+        assert flags == "".join("1" if t else "0" for t in example_targets(d, fragile, null))
+        assert result.reading_pct(reading, 0) == 0.0  # ε = 0 moves nothing
+    assert result.reading_pct("conv_absolute", 1) == pytest.approx(100 * example_targets(
+        arrays[archive_key("conv_absolute", 1)], fragile, null).mean())
+
+
+def test_shards_of_a_recorded_sweep_merge_into_the_whole(tiny_model, tiny_split):
+    fragile, null = [0, 5, 9], [k for k in range(64) if k not in (0, 5, 9)]
+    bn = following_batchnorm(tiny_model, "conv1")
+
+    def recorded(split):
+        recorder = DistanceRecorder()
+        sweep = fgsm_sweep(tiny_model, split.batches(8), [0.1], fragile, null, tiny_model.net.conv1, bn=bn,
+                           recorder=recorder)
+        return RecordedSweep(sweep, recorder)
+
+    first, rest = Split(tiny_split.images[:16], tiny_split.labels[:16]), Split(tiny_split.images[16:],
+                                                                              tiny_split.labels[16:])
+    whole, merged = recorded(tiny_split), recorded(first).merge(recorded(rest))
+    assert merged.sweep.per_example == whole.sweep.per_example
+    for key, array in whole.distances.arrays().items():
+        np.testing.assert_allclose(merged.distances.arrays()[key], array, rtol=1e-5, atol=1e-6)

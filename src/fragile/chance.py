@@ -44,6 +44,17 @@ class ChanceBaseline:
 def subset_shares(distances: np.ndarray, fragile_masks: np.ndarray, null_masks: np.ndarray) -> np.ndarray:
     """(R,) share of examples whose mean distance over each row's fragile kernels exceeds the
     mean over its null kernels; (n_examples, K) distances, (R, K) boolean masks."""
+    return _above(distances, fragile_masks, null_masks).mean(axis=0)
+
+
+def example_targets(distances: np.ndarray, fragile: Sequence[int], null: Sequence[int]) -> np.ndarray:
+    """(n_examples,) bool: Algorithm 1 per example (S_f > S_n), by the arithmetic of the shares."""
+    kernels = np.asarray(distances).shape[1]
+    return _above(distances, _mask(fragile, kernels)[None], _mask(null, kernels)[None])[:, 0]
+
+
+def _above(distances: np.ndarray, fragile_masks: np.ndarray, null_masks: np.ndarray) -> np.ndarray:
+    """(n_examples, R) bool: example i's mean over row r's fragile kernels exceeds its null mean."""
     d = np.asarray(distances, dtype=np.float64)
     if d.ndim != 2:
         raise ValueError(f"distances must be (examples, kernels), got shape {d.shape}")
@@ -65,7 +76,7 @@ def subset_shares(distances: np.ndarray, fragile_masks: np.ndarray, null_masks: 
         inf_n = infinite.astype(np.float64) @ null.T.astype(np.float64) > 0
         # inf beats any finite mean; inf against inf is a tie, and a tie does not count
         above = np.where(inf_f | inf_n, inf_f & ~inf_n, above)
-    return above.mean(axis=0)
+    return above
 
 
 def targeting_share(distances: np.ndarray, fragile: Sequence[int], null: Sequence[int]) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 FLAG_KINDS = ("correct", "targeted", "targeted_relative")
+READING_KIND = "reading.{reading}"  # per_example key of Algorithm 1's outcomes on one reading (fragile.targeting)
 
 
 @dataclass(kw_only=True)
@@ -79,6 +80,22 @@ class SweepResult(SweepCounts):
         getattr(self, kind)[i] += sum(outcomes)
         strings = self.per_example.setdefault(kind, [""] * len(self.epsilons))
         strings[i] += _flags(outcomes)
+
+    def record_reading(self, i: int, reading: str, outcomes: list[bool]) -> None:
+        """Add one batch's Algorithm 1 outcomes on `reading` (e.g. "bn_relative") at ε index i;
+        kept per example only (`reading_pct`, `outcomes(READING_KIND.format(reading=...), i)`)."""
+        strings = self.per_example.setdefault(READING_KIND.format(reading=reading), [""] * len(self.epsilons))
+        strings[i] += _flags(outcomes)
+
+    def readings(self) -> list[str]:
+        """The readings whose outcomes were recorded, in recording order."""
+        prefix = READING_KIND.format(reading="")
+        return [kind[len(prefix):] for kind in self.per_example if kind.startswith(prefix)]
+
+    def reading_pct(self, reading: str, i: int) -> float | None:
+        """Percent of examples attacking S on `reading` at ε index i; None if it was not recorded."""
+        flags = self.outcomes(READING_KIND.format(reading=reading), i)
+        return 100.0 * flags.count("1") / len(flags) if flags else None
 
     def outcomes(self, kind: str, i: int | None = None) -> str:
         """The '0'/'1' string of `kind` at ε index i ("clean" takes no index); "" if nothing was recorded."""

@@ -23,6 +23,7 @@ from fragile.models import FragileNet, conv_layer
 from fragile.params import EvaluateParams, Params
 from fragile.results import EvaluateResult, NoiseTrialRow
 from fragile.sweep import fgsm_sweep, pgd_sweep
+from fragile.targeting import following_batchnorm
 
 NOISE_SEARCH_BATCH = 250
 
@@ -87,6 +88,7 @@ def compare(
         return fgsm_sweep(
             target, batches(), epsilons, fragile, null, conv_layer(target, layer),
             source=source, device=device, progress=progress,
+            bn=following_batchnorm(target, layer),  # every Algorithm 1 reading, per example (C4 on the same x')
         )
 
     def pgd_run(target: FragileNet) -> SweepResult | None:

@@ -9,8 +9,10 @@ every fraction is derived. Torch-free: the exact (`ranking_exact`) and first-ord
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from fragile.errors import FragileError
 
@@ -27,6 +29,8 @@ class KernelRanking:
     loss_sum: list[float]  # per kernel, summed cross-entropy with that kernel dropped
     examples: int
     baseline_correct: int  # examples right with nothing dropped
+    # (examples × kernels) uint8: example i right with kernel k dropped (the ranking bootstrap's input)
+    example_correct: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def accuracy(self) -> list[float]:
@@ -74,6 +78,8 @@ class KernelRanking:
             loss_sum=[a + b for a, b in zip(self.loss_sum, other.loss_sum, strict=True)],
             examples=self.examples + other.examples,
             baseline_correct=self.baseline_correct + other.baseline_correct,
+            example_correct=None if self.example_correct is None or other.example_correct is None
+            else np.concatenate([self.example_correct, other.example_correct]),
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 CHECKPOINT = "epoch_{epoch}.pt"  # models/original/, models/hardened/ (and kept in the resume folder)
 RESULT = "epoch_{epoch}.json"  # results/<stage>/ of the per-checkpoint stages
+ARCHIVE = "epoch_{epoch}.npz"  # results/rank/, results/attack/: per-example matrices (fragile.npz)
 RUN_INFO = "run.json"  # beside the checkpoints: the device and process count that trained them
 
 # summarize's plot data (dvc plots), in its --plots folder
@@ -25,3 +26,7 @@ def checkpoint_file(epoch: int) -> str:
 
 def result_file(epoch: int) -> str:
     return RESULT.format(epoch=epoch)
+
+
+def archive_file(epoch: int) -> str:
+    return ARCHIVE.format(epoch=epoch)

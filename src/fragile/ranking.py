@@ -9,12 +9,14 @@ records their Spearman correlation and S/S' agreement; S and S' come from rank.m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from fragile.checkpoint_run import CheckpointRun
 from fragile.kernel_sets import KernelRanking, TaylorRanking, compare_rankings, ranking_table, taylor_table
+from fragile.overlap import RankingBootstrap, bootstrap_ranking
 from fragile.params import RankParams
 from fragile.ranking_exact import rank_layer
 from fragile.ranking_taylor import rank_taylor
@@ -25,10 +27,15 @@ from fragile.results import RankResult
 class Ranked:
     result: RankResult  # results/rank/epoch_N.json
     table: pd.DataFrame  # per kernel: accuracy and loss and/or score, and the set (results/rank/epoch_N.csv)
+    # results/rank/epoch_N.npz: `correct` (examples × kernels, 1 = right with that kernel dropped)
+    # when the exact ranking ran; empty otherwise
+    archive: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def rank_checkpoint(run: CheckpointRun, p: RankParams) -> Ranked:
-    """The kernels of `run`'s conv ranked on its examples; an empty S or S' is an error."""
+def rank_checkpoint(run: CheckpointRun, p: RankParams, resamples: int = 0, seed: int = 0) -> Ranked:
+    """The kernels of `run`'s conv ranked on its examples; an empty S or S' is an error. With
+    `resamples` > 0 and the exact ranking choosing S, a seeded bootstrap of its examples gives
+    each kernel's probability of being in S (analysis.rank_bootstrap)."""
     exact = taylor = None
     if p.method == "ablation" or p.compare:
         exact = run.combine("rank", lambda advance: rank_layer(
@@ -39,11 +46,17 @@ def rank_checkpoint(run: CheckpointRun, p: RankParams) -> Ranked:
     chosen = exact if p.method == "ablation" else taylor
     assert chosen is not None
     chosen.check_sets()
-    return Ranked(_result(run, p, chosen, exact, taylor), _table(p, exact, taylor))
+    outcomes = exact.example_correct if exact is not None else None
+    boot = None
+    if outcomes is not None and p.method == "ablation" and resamples > 0:
+        boot = bootstrap_ranking(outcomes, resamples, seed)
+    archive = {"correct": outcomes} if outcomes is not None else {}
+    return Ranked(_result(run, p, chosen, exact, taylor, boot), _table(p, exact, taylor), archive)
 
 
 def _result(run: CheckpointRun, p: RankParams, chosen: KernelRanking | TaylorRanking,
-            exact: KernelRanking | None, taylor: TaylorRanking | None) -> RankResult:
+            exact: KernelRanking | None, taylor: TaylorRanking | None,
+            boot: RankingBootstrap | None = None) -> RankResult:
     return RankResult(
         checkpoint=str(run.checkpoint), epoch=run.epoch, layer=run.layer, split=p.split, drop=p.drop,
         method=p.method, examples=chosen.examples,
@@ -54,6 +67,8 @@ def _result(run: CheckpointRun, p: RankParams, chosen: KernelRanking | TaylorRan
         score=taylor.score if taylor else None, mean_score=taylor.mean_score if taylor else None,
         baseline_loss=taylor.baseline_loss if taylor else None,
         comparison=compare_rankings(taylor, exact) if exact and taylor else None,
+        p_fragile=boot.probability if boot else None,
+        fragile_share_ci95=[boot.fragile_share_low, boot.fragile_share_high] if boot else None,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,6 +43,7 @@ def rank_conv1(
     loss_sum = torch.zeros(channels, dtype=torch.float64)
     base_correct = 0
     examples = 0
+    outcomes: list[np.ndarray] = []  # per batch, (batch, kernels): example right with the kernel dropped
     with eval_mode(model), torch.no_grad():
         fill = fill.to(device) if device is not None else fill
         for images, labels in batches:
@@ -50,24 +52,29 @@ def rank_conv1(
             base_correct += int((after_stem(model, hidden).argmax(1) == labels).sum())
             batch = len(labels)
             group = kernels_per_pass or max(1, 1000 // batch)
+            hits = torch.zeros(batch, channels, dtype=torch.bool)
             for first in range(0, channels, group):
                 kernels = torch.arange(first, min(first + group, channels), device=hidden.device)
                 stacked = hidden.unsqueeze(0).repeat(len(kernels), 1, 1, 1, 1)
                 stacked[torch.arange(len(kernels)), :, kernels] = fill[kernels, None, None, None].to(hidden.dtype)
                 logits = after_stem(model, stacked.flatten(0, 1).contiguous(memory_format=torch.channels_last))
-                _tally(logits, labels, first, correct, loss_sum)
+                _tally(logits, labels, first, correct, loss_sum, hits)
+            outcomes.append(hits.numpy())
             examples += batch
             if progress is not None:
                 progress(batch)
-    return tallied(correct, loss_sum, base_correct, examples)
+    return tallied(correct, loss_sum, base_correct, examples, outcomes)
 
 
 def _tally(logits: torch.Tensor, labels: torch.Tensor, first: int, correct: torch.Tensor,
-           loss_sum: torch.Tensor) -> None:
-    """Add hits and summed losses of stacked copies of one batch (copy i dropped kernel first + i)."""
+           loss_sum: torch.Tensor, example_hits: torch.Tensor) -> None:
+    """Add hits and summed losses of stacked copies of one batch (copy i dropped kernel first + i),
+    and set each example's hit per copy in `example_hits` (batch × kernels)."""
     copies, batch = len(logits) // len(labels), len(labels)
     targets = labels.repeat(copies)
-    hits = (logits.argmax(1) == targets).view(copies, batch).sum(1)
+    right = (logits.argmax(1) == targets).view(copies, batch)
+    hits = right.sum(1)
+    example_hits[:, first : first + copies] = right.T.cpu()
     losses = F.cross_entropy(logits, targets, reduction="none").view(copies, batch)
     correct[first : first + copies] += hits.cpu()
     loss_sum[first : first + copies] += losses.double().sum(1).cpu()
@@ -98,6 +105,7 @@ def rank_layer(
     correct = torch.zeros(channels, dtype=torch.long)
     loss_sum = torch.zeros(channels, dtype=torch.float64)
     base_correct = examples = 0
+    outcomes: list[np.ndarray] = []
     handle = point.register_forward_hook(zero_own_channel)
     try:
         with eval_mode(model), torch.no_grad():
@@ -108,23 +116,27 @@ def rank_layer(
                 base_correct += int((rest(hidden).argmax(1) == labels).sum())
                 batch = len(labels)
                 group = kernels_per_pass or max(1, 1000 // batch)
+                hits = torch.zeros(batch, channels, dtype=torch.bool)
                 for first in range(0, channels, group):
                     kernels = torch.arange(first, min(first + group, channels), device=hidden.device)
                     dropped[:] = [kernels]
                     logits = rest(hidden.repeat(len(kernels), *([1] * (hidden.ndim - 1))))
-                    _tally(logits, labels, first, correct, loss_sum)
+                    _tally(logits, labels, first, correct, loss_sum, hits)
+                outcomes.append(hits.numpy())
                 examples += batch
                 if progress is not None:
                     progress(batch)
     finally:
         handle.remove()
-    return tallied(correct, loss_sum, base_correct, examples)
+    return tallied(correct, loss_sum, base_correct, examples, outcomes)
 
 
-
-def tallied(correct: torch.Tensor, loss_sum: torch.Tensor, base_correct: int, examples: int) -> KernelRanking:
-    """The ranking of per-kernel hit counts and summed losses over `examples` examples."""
+def tallied(correct: torch.Tensor, loss_sum: torch.Tensor, base_correct: int, examples: int,
+            outcomes: list[np.ndarray] | None = None) -> KernelRanking:
+    """The ranking of per-kernel hit counts and summed losses over `examples` examples, with
+    each example's outcomes per kernel (`outcomes`: per batch, batch × kernels) when given."""
     if examples == 0:
         raise FragileError("the ranking split has no examples; check rank.split and rank.max_examples")
     return KernelRanking(correct=[int(c) for c in correct], loss_sum=[float(s) for s in loss_sum],
-                         examples=examples, baseline_correct=base_correct)
+                         examples=examples, baseline_correct=base_correct,
+                         example_correct=np.concatenate(outcomes).astype(np.uint8) if outcomes else None)

@@ -41,6 +41,7 @@ from fragile.paper import (
     published,
 )
 from fragile.params import Params
+from fragile.report_claims import claims_section
 from fragile.results import (
     AttackResult,
     EvaluateResult,
@@ -418,6 +419,7 @@ def build_report(inputs: ReportInputs) -> str:
         f"# Fragile neurons: results report\n\nReproduction of \"{PAPER_TITLE}\". Written by the `report` stage "
         "from results/, metrics/headline.json, dvclive/train/metrics.json and params.yaml; `dvc repro` "
         "regenerates it. Accuracies are percentages of the examples attacked; pp = percentage points.",
+        claims_section(inputs.headline, inputs.ranks),
         _config_section(inputs),
         _paper_section(inputs),
         _headline_section(inputs),

@@ -106,10 +106,13 @@ def read_checkpoints(cls: type[R], folder: str | os.PathLike[str], epochs: Itera
 class RankResult(ResultFile):
     """results/rank/epoch_N.json: S and S' of the analysed conv. `accuracy`, `mean_accuracy`
     and `baseline_accuracy` are None when only the Taylor ranking ran; `score`, `mean_score`
-    and `baseline_loss` are written when it ran, `comparison` when both ran (rank.compare)."""
+    and `baseline_loss` are written when it ran, `comparison` when both ran (rank.compare).
+    `p_fragile` (each kernel's share of ranking-bootstrap resamples in which it is in S) and
+    `fragile_share_ci95` (the resamples' 95% range of |S|/n) are written when the exact
+    ranking chose S and analysis.rank_bootstrap > 0."""
 
     STAGE: ClassVar[str] = "rank"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     checkpoint: str
     epoch: int
@@ -130,6 +133,8 @@ class RankResult(ResultFile):
     mean_score: float | None = optional()
     baseline_loss: float | None = optional()
     comparison: dict[str, float] | None = optional()  # Spearman and S/S' agreement, Taylor vs exact
+    p_fragile: list[float] | None = optional()
+    fragile_share_ci95: list[float] | None = optional()
 
 
 def read_kernel_sets(path: str | os.PathLike[str], layer: str, kernels: int) -> tuple[list[int], list[int]]:
@@ -165,10 +170,12 @@ class PgdCurve:
 class AttackResult(ResultFile):
     """results/attack/epoch_N.json: FGSM accuracy and Algorithm 1 per ε on the original model
     (targeting on absolute and relative distances; `targeting_pct` on attack.distance), each
-    example's outcomes for the bootstrap, and PGD (None when attack.pgd_epsilons is empty)."""
+    example's outcomes for the bootstrap, and PGD (None when attack.pgd_epsilons is empty).
+    `readings`: FGSM targeting percent per ε on every reading of fragile.targeting (conv, bn,
+    relu × absolute, relative); their distances lie in results/attack/epoch_N.npz."""
 
     STAGE: ClassVar[str] = "attack_target"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     checkpoint: str
     epoch: int
@@ -184,6 +191,7 @@ class AttackResult(ResultFile):
     device: str
     per_example: dict[str, Any]
     pgd: PgdCurve | None
+    readings: dict[str, list[float]]
 
     @classmethod
     def from_sweeps(cls, *, checkpoint: str | os.PathLike[str], epoch: int, layer: str, fgsm: SweepResult,
@@ -197,6 +205,8 @@ class AttackResult(ResultFile):
                 epsilons=pgd.epsilons, steps=pgd_steps, step_size=pgd_step_size, accuracy=_accuracies(pgd),
                 **_targeting(pgd, distance), per_example=pgd.per_example,
             ),
+            readings={reading: [fgsm.reading_pct(reading, i) for i in range(len(fgsm.epsilons))]
+                      for reading in fgsm.readings()},
         )
 
     def curve_rows(self) -> list[dict[str, float]]:
@@ -276,10 +286,11 @@ class PgdCounts:
 class EvaluateResult(ResultFile):
     """results/evaluate/epoch_N.json: exact counts and per-example outcomes per ε of FGSM
     white-box against the original and the hardened model and transferred from the original,
-    and of PGD (absent when attack.pgd_epsilons is empty)."""
+    and of PGD (absent when attack.pgd_epsilons is empty). The FGSM settings' `per_example`
+    also holds Algorithm 1's outcome on every reading (`reading.<name>`, fragile.comparison)."""
 
     STAGE: ClassVar[str] = "evaluate"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     checkpoint: str
     epoch: int
@@ -354,26 +365,33 @@ _EPOCH_KEY = re.compile(r"epoch_(\d+)")
 @dataclass(frozen=True, kw_only=True)
 class Headline(ResultFile):
     """metrics/headline.json (dvc metrics): the headline at `epsilon`, one `epoch_<N>` block per
-    checkpoint, the analysed layer and the stability of S across checkpoints."""
+    checkpoint, the analysed layer and the stability of S across checkpoints; every Algorithm 1
+    reading against its chance baseline (`readings`), the kernels' weight norms (`kernel_norms`)
+    and the verdict on each of the paper's claims (`claims`), see fragile.claims_summary."""
 
     STAGE: ClassVar[str] = "summarize"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     epsilon: float
     checkpoints: dict[int, HeadlineBlock]  # written as `epoch_<N>` keys, for readable metric names
     layer: str
     stability: dict[str, Any]
+    readings: dict[str, Any]
+    kernel_norms: dict[str, Any]
+    claims: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
         return {FORMAT_KEY: self.FORMAT_VERSION, "epsilon": self.epsilon,
                 **{f"epoch_{epoch}": _plain(block) for epoch, block in self.checkpoints.items()},
-                "layer": self.layer, "stability": _plain(self.stability)}
+                "layer": self.layer, "stability": _plain(self.stability), "readings": _plain(self.readings),
+                "kernel_norms": _plain(self.kernel_norms), "claims": _plain(self.claims)}
 
     @classmethod
     def _from_fields(cls, data: dict[str, Any], reader: _Reader) -> Headline:
         blocks = {key: value for key, value in data.items() if _EPOCH_KEY.fullmatch(key)}
         rest = reader.build(_HeadlineRest, {k: v for k, v in data.items() if k not in blocks}, "")
-        return cls(epsilon=rest.epsilon, layer=rest.layer, stability=rest.stability,
+        return cls(epsilon=rest.epsilon, layer=rest.layer, stability=rest.stability, readings=rest.readings,
+                   kernel_norms=rest.kernel_norms, claims=rest.claims,
                    checkpoints={int(_EPOCH_KEY.fullmatch(key).group(1)): reader.build(HeadlineBlock, value, key)
                                 for key, value in blocks.items()})
 
@@ -385,6 +403,9 @@ class _HeadlineRest:
     epsilon: float
     layer: str
     stability: dict[str, Any]
+    readings: dict[str, Any]
+    kernel_norms: dict[str, Any]
+    claims: dict[str, Any]
 
 
 # --- the JSON round trip ---------------------------------------------------------------------

@@ -18,9 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fragile.bootstrap import difference_ci, share_ci
+from fragile.claims_summary import claims_blocks, claims_lines, stability_by_chance
 from fragile.comparison import Comparison, SweepResult
 from fragile.layout import ACCURACY_PLOT, KERNEL_DROP_PLOT, TARGETING_PLOT, checkpoint_file
 from fragile.params import Params
@@ -185,10 +187,12 @@ def kernel_stability(fragile: Mapping[int, Sequence[int]]) -> dict[str, Any]:
 
 def summarize(p: Params, ranks: Mapping[int, RankResult], hardens: Mapping[int, HardenResult],
               evaluations: Mapping[int, EvaluateResult], off_grid: OffGridAttack,
-              say: Callable[[str], None]) -> tuple[Headline, dict[str, pd.DataFrame]]:
+              say: Callable[[str], None],
+              archives: Mapping[int, Mapping[str, np.ndarray]] | None = None) -> tuple[Headline, dict[str, pd.DataFrame]]:
     """The headline at `epsilon` for every checkpoint in train.checkpoints and the combined plot
     data ({file name: table}); `off_grid` attacks a checkpoint when `epsilon` is not on
-    evaluate's grid. Each checkpoint's headline is told through `say`."""
+    evaluate's grid. Each checkpoint's headline is told through `say`. `archives`: attack_target's
+    distance archive per checkpoint, for the readings and claims blocks (fragile.claims_summary)."""
     blocks: dict[int, HeadlineBlock] = {}
     curves: dict[int, Comparison] = {}
     for epoch in p.train.checkpoints:
@@ -206,13 +210,18 @@ def summarize(p: Params, ranks: Mapping[int, RankResult], hardens: Mapping[int, 
         for line in headline_lines(epoch, p.epsilon, block):
             say(line)
     stability = kernel_stability({epoch: rank.fragile for epoch, rank in ranks.items()})
+    stability.update(stability_by_chance(ranks))
     pairs = ", ".join(f"{k[len('jaccard_'):].replace('_', '→')}: {v:.3f}" for k, v in stability.items()
                       if k.startswith("jaccard_"))
     say(f"{p.analysis.layer}: {stability['always_fragile_count']} kernels fragile at every checkpoint"
         + (f"; Jaccard of S between consecutive checkpoints {pairs}" if pairs else ""))
     plots = {ACCURACY_PLOT: accuracy_series(curves), TARGETING_PLOT: targeting_series(curves),
              KERNEL_DROP_PLOT: kernel_drop_series(ranks)}
-    return Headline(epsilon=p.epsilon, checkpoints=blocks, layer=p.analysis.layer, stability=stability), plots
+    claims = claims_blocks(p, ranks, curves, archives or {})
+    for line in claims_lines(claims["claims"]):
+        say(line)
+    return Headline(epsilon=p.epsilon, checkpoints=blocks, layer=p.analysis.layer, stability=stability,
+                    **claims), plots
 
 
 def headline_lines(epoch: int, epsilon: float, block: HeadlineBlock) -> list[str]:

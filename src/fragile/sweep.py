@@ -2,9 +2,10 @@
 
 FGSM: one gradient per batch (from `source`), reused for every ε. PGD: a full iterative
 attack per ε. Either way, for each ε one forward pass of `target` gives both its accuracy
-and its layer output for Algorithm 1 (absolute and relative distances), and every
-example's outcome is kept for the bootstrap. `attack_checkpoint` is the attack_target
-stage's work: both sweeps against one checkpoint.
+and its layer output for Algorithm 1 (absolute and relative distances; given the layer's
+BatchNorm, FGSM takes every reading of fragile.targeting), and every example's outcome is
+kept for the bootstrap. `attack_checkpoint` is the attack_target stage's work: both sweeps
+against one checkpoint, and the FGSM distance archive.
 """
 
 from __future__ import annotations
@@ -13,18 +14,30 @@ import contextlib
 import functools
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from fragile.attacks import eval_mode, gradient_sign, perturb
+from fragile.chance import example_targets
 from fragile.checkpoint_run import CheckpointRun
 from fragile.comparison import SweepResult
 from fragile.devices import batch_to
 from fragile.params import AttackParams
 from fragile.pgd import pgd
 from fragile.results import AttackResult
-from fragile.targeting import capture_output, kernel_distances, targets_fragile
+from fragile.targeting import (
+    DistanceRecorder,
+    bn_scaled_weight_norms,
+    capture_output,
+    following_batchnorm,
+    kernel_distances,
+    kernel_weight_norms,
+    reading_distances,
+    targets_fragile,
+)
 
 # (images, labels) -> (ε -> adversarial images): the per-batch work an attack can share across ε
 Adversary = Callable[[torch.Tensor, torch.Tensor], Callable[[float], torch.Tensor]]
@@ -40,16 +53,20 @@ def fgsm_sweep(
     source: nn.Module | None = None,
     device: torch.device | None = None,
     progress: object | None = None,
+    bn: nn.BatchNorm2d | None = None,
+    recorder: DistanceRecorder | None = None,
 ) -> SweepResult:
     """Accuracy of `target` under FGSM from `source` (white-box when None) and Algorithm 1
     on `layer` (a module of `target`), for every ε. `layer=None` gives the accuracy curve
-    alone (`targeted` stays 0), without the layer captures and distances."""
+    alone (`targeted` stays 0), without the layer captures and distances. With `bn` (the
+    BatchNorm after `layer`) every reading of fragile.targeting is taken too: its per-example
+    outcomes go into the result (`record_reading`) and its distances into `recorder`."""
     source = target if source is None else source
 
     def adversary(images: torch.Tensor, labels: torch.Tensor) -> Callable[[float], torch.Tensor]:
         return functools.partial(perturb, images, gradient_sign(source, images, labels))
 
-    return _sweep(target, source, batches, epsilons, fragile, null, layer, adversary, device, progress)
+    return _sweep(target, source, batches, epsilons, fragile, null, layer, adversary, device, progress, bn, recorder)
 
 
 def pgd_sweep(
@@ -92,6 +109,8 @@ def _sweep(
     adversary: Adversary,
     device: torch.device | None,
     progress: object | None,
+    bn: nn.BatchNorm2d | None = None,
+    recorder: DistanceRecorder | None = None,
 ) -> SweepResult:
     result = SweepResult(list(epsilons))
     capture = capture_output(layer) if layer is not None else contextlib.nullcontext(None)
@@ -110,7 +129,10 @@ def _sweep(
                         outputs.clear()
                     logits = target(adversarial)
                     result.record(i, "correct", (logits.argmax(1) == labels).tolist())
-                    if outputs is not None:
+                    if outputs is not None and bn is not None:
+                        _record_readings(result, i, reading_distances(clean_layer, outputs.pop(), bn), fragile,
+                                         null, recorder)
+                    elif outputs is not None:
                         adv_layer = outputs.pop()
                         for kind, relative in (("targeted", False), ("targeted_relative", True)):
                             distances = kernel_distances(clean_layer, adv_layer, relative)
@@ -120,12 +142,49 @@ def _sweep(
     return result
 
 
-def attack_checkpoint(run: CheckpointRun, p: AttackParams, seed: int) -> AttackResult:
+def _record_readings(result: SweepResult, i: int, distances: dict[str, torch.Tensor], fragile: Sequence[int],
+                     null: Sequence[int], recorder: DistanceRecorder | None) -> None:
+    """Algorithm 1 on every reading at ε index i: `targeted`/`targeted_relative` from the conv
+    readings as before, each reading's outcomes by the chance baseline's arithmetic on the
+    float32 distances that the archive keeps (so the archive reproduces them exactly)."""
+    for kind, reading in (("targeted", "conv_absolute"), ("targeted_relative", "conv_relative")):
+        result.record(i, kind, targets_fragile(distances[reading], fragile, null).tolist())
+    for reading, batch in distances.items():
+        matrix = batch.detach().to("cpu", torch.float32).numpy()
+        result.record_reading(i, reading, example_targets(matrix, fragile, null).tolist())
+    if recorder is not None:
+        recorder.add(i, distances)
+
+
+@dataclass(frozen=True)
+class RecordedSweep:
+    """A sweep and its distance matrices, merged together over processes."""
+
+    sweep: SweepResult
+    distances: DistanceRecorder
+
+    def merge(self, other: RecordedSweep) -> RecordedSweep:
+        return RecordedSweep(self.sweep.merge(other.sweep), self.distances.merge(other.distances))
+
+
+def attack_checkpoint(run: CheckpointRun, p: AttackParams, seed: int) -> tuple[AttackResult, dict[str, np.ndarray]]:
     """FGSM on attack.epsilons and L∞ PGD on attack.pgd_epsilons (none when empty) against
-    `run`'s model, with Algorithm 1 on its conv."""
-    fgsm = run.combine("attack", lambda advance: fgsm_sweep(
-        run.model, run.batches(), p.epsilons, run.fragile, run.null, run.conv, device=run.device, progress=advance,
-    ))
+    `run`'s model, with Algorithm 1 on its conv; and the distance archive: every reading's
+    (examples × kernels) FGSM distances per ε (`archive_key`), the ε grid and each kernel's
+    weight norm, raw (`weight_norm`) and through its BatchNorm (`bn_weight_norm`)."""
+    bn = following_batchnorm(run.model, run.layer)
+
+    def fgsm_recorded(advance: Callable[[int], None]) -> RecordedSweep:
+        recorder = DistanceRecorder()
+        sweep = fgsm_sweep(run.model, run.batches(), p.epsilons, run.fragile, run.null, run.conv, device=run.device,
+                           progress=advance, bn=bn, recorder=recorder)
+        return RecordedSweep(sweep, recorder)
+
+    recorded = run.combine("attack", fgsm_recorded)
+    fgsm = recorded.sweep
+    archive = {**recorded.distances.arrays(), "epsilons": np.asarray(p.epsilons, dtype=np.float64),
+               "weight_norm": kernel_weight_norms(run.conv.weight),
+               "bn_weight_norm": bn_scaled_weight_norms(run.conv.weight, bn)}
     pgd_result = None
     if p.pgd_epsilons:
         pgd_result = run.combine("attack", lambda advance: pgd_sweep(
@@ -134,7 +193,7 @@ def attack_checkpoint(run: CheckpointRun, p: AttackParams, seed: int) -> AttackR
         ), note="PGD")
     return AttackResult.from_sweeps(checkpoint=run.checkpoint, epoch=run.epoch, layer=run.layer, fgsm=fgsm,
                                     pgd=pgd_result, distance=p.distance, pgd_steps=p.pgd_steps,
-                                    pgd_step_size=p.pgd_step_size, device=run.device.type)
+                                    pgd_step_size=p.pgd_step_size, device=run.device.type), archive
 
 
 def attack_lines(result: AttackResult) -> list[str]:

@@ -155,6 +155,13 @@ class DistanceRecorder:
                 batch.detach().to("cpu", torch.float32).numpy()
             )
 
+    def merge(self, other: DistanceRecorder) -> DistanceRecorder:
+        """This recorder's batches, then `other`'s (the next examples, another process's shard)."""
+        merged = DistanceRecorder()
+        for key in sorted(self._parts.keys() | other._parts.keys()):
+            merged._parts[key] = [*self._parts.get(key, []), *other._parts.get(key, [])]
+        return merged
+
     def arrays(self) -> dict[str, np.ndarray]:
         """archive_key -> (n_examples, K) float32."""
         return {key: np.concatenate(parts) for key, parts in self._parts.items()}
