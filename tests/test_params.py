@@ -61,7 +61,7 @@ def test_a_typo_names_the_key_and_the_closest_valid_one():
         ({"train__epochs": 2.5}, "train.epochs must be an integer"),
         ({"train__checkpoints": []}, "train.checkpoints is empty"),
         ({"train__checkpoints": [3, 1]}, "strictly increasing"),
-        ({"train__checkpoints": [1, 9]}, r"epoch 9, outside 1..train.epochs"),
+        ({"train__checkpoints": [1, 19]}, r"epoch 19, outside 1..train.epochs"),
         ({"harden__threshold": "truncat"}, r"harden.threshold must be one of .*did you mean 'truncate'"),
         ({"harden__norm": "l1"}, "harden.norm must be one of spectral, fro"),
         ({"harden__noise": 0}, "harden.noise must be > 0"),
