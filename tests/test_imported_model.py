@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+import yaml
 from PIL import Image
 
 from fragile import models
-from pipeline_repo import env, make_repo, sh
+from pipeline_repo import audit_log, audited_env, env, make_repo, sh
+from stage_deps import read_logs, reads_by_stage, resolve_stages, unaudited_in, undeclared_reads
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CLASSES, PER_CLASS, SIDE = ("cat", "dog", "fox"), 10, 32
@@ -92,7 +94,8 @@ def imported(tmp_path_factory) -> Path:
     torch.save(_resnet50_weights(images, labels), repo / WEIGHTS)
     with open(repo / ".gitignore", "a", encoding="utf-8") as fh:
         fh.write("/weights/\n")  # a DVC dependency need not be in git; 95 MB would only slow the test
-    sh("dvc", "repro", cwd=repo, environ=_single_thread())
+    audit_log(repo).mkdir()  # each stage process logs the project files it reads (tests/test_dvc_deps.py)
+    sh("dvc", "repro", cwd=repo, environ={**audited_env(repo, audit_log(repo)), "OMP_NUM_THREADS": "1"})
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "reproduce on the imported resnet50", cwd=repo)
     return repo
@@ -129,6 +132,13 @@ def test_rank_attack_harden_and_evaluate_ran_on_it_and_dvc_is_up_to_date(importe
     assert changed == ["net.conv1.weight"]  # harden touches analysis.layer only
     status = sh("dvc", "status", "--json", cwd=imported).stdout
     assert json.loads(status) == {}
+
+
+def test_the_import_declares_what_it_reads_the_weights_among_them(imported):
+    stages = resolve_stages(yaml.safe_load((imported / "dvc.yaml").read_text(encoding="utf-8")), imported)
+    reads = reads_by_stage(read_logs(audit_log(imported)), stages)
+    assert WEIGHTS in reads["train"] and WEIGHTS in stages["train"]["deps"]  # ${model.file}
+    assert undeclared_reads(stages, reads, unaudited_in(imported)) == {}
 
 
 def test_editing_the_imported_weights_reruns_the_import(imported):
