@@ -1,4 +1,5 @@
-"""train: a torchvision ResNet on the prepared data, checkpoints at train.checkpoints.
+"""train: a torchvision ResNet on the prepared data, checkpoints at train.checkpoints; with
+model.source: file, model.file's weights imported as the one checkpoint, epoch 0, instead.
 
 An interrupted run resumes from its last completed epoch on the next `dvc repro`, with the
 weights an uninterrupted run would have (fragile.training_run, fragile.resume).
@@ -12,6 +13,7 @@ import typer
 
 from fragile import distributed
 from fragile.errors import reports_errors
+from fragile.import_run import import_model
 from fragile.params import load_params
 from fragile.training_run import train
 
@@ -25,8 +27,11 @@ def main(
     resume_dir: Path = typer.Option(..., help="Folder for the resume state (outside DVC's outputs; removed when "
                                     "training ends)."),
 ) -> None:
-    """Train model.arch and save a checkpoint at every epoch in train.checkpoints."""
+    """Train model.arch and save a checkpoint at every epoch in train.checkpoints (or import model.file)."""
     p = load_params(params)
+    if p.model.source == "file":  # weights trained elsewhere: nothing to train
+        import_model(data, models_dir, live, p, say=typer.echo)
+        return
     if distributed.relaunch("train", p.train.nproc):  # train.nproc > 1: this command again, under torchrun
         return
     train(data, models_dir, live, resume_dir, p, say=typer.echo)

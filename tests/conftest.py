@@ -15,7 +15,7 @@ from fragile.models import FragileNet, build
 # runs on the same xdist worker (`make test` runs `pytest -n 2 --dist loadgroup`), so each
 # project is built once per run, not once per worker.
 SHARED_BUILDS = {"reproduced_repo": "reproduced_repo", "uninterrupted": "resume", "prepared": "resume",
-                 "runs": "distributed"}
+                 "runs": "distributed", "imported": "imported"}
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -75,6 +75,8 @@ def make_repo(path: Path, overrides: dict | None = None) -> Path:
     # The project's ignore files: git and DVC both skip the resume state in .fragile/.
     shutil.copy(ROOT / ".gitignore", path / ".gitignore")
     shutil.copy(ROOT / ".dvcignore", path / ".dvcignore")
+    # model.file's default: the train stage depends on it, so it exists even when nothing is imported.
+    shutil.copytree(ROOT / "models" / "import", path / "models" / "import")
     sh("git", "init", "-q", "-b", "main", cwd=path)
     sh("dvc", "init", "-q", cwd=path)
     sh("dvc", "config", "core.analytics", "false", cwd=path)

@@ -79,8 +79,15 @@ def test_folder_options_point_where_the_per_checkpoint_stages_write():
 
 def test_summarize_writes_the_plots_dvc_tracks():
     plots = _options("summarize")["--plots"]
-    declared = _paths(_body("summarize")["plots"])
-    assert declared == [f"{plots}/{name}" for name in layout.PLOTS]
+    summarize = _body("summarize")
+    declared = _paths(summarize.get("outs", [])) + _paths(summarize["plots"])
+    assert sorted(declared) == sorted(f"{plots}/{name}" for name in layout.PLOTS)
+    # the two with interval bands are drawn by dvc.yaml's top-level plots, from summarize's outs
+    top_level = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
+    banded = {path: spec for entry in top_level for path, spec in entry.items()}
+    assert sorted(banded) == sorted(_paths(summarize["outs"])) == [f"{plots}/{layout.ACCURACY_PLOT}",
+                                                                   f"{plots}/{layout.TARGETING_PLOT}"]
+    assert {spec["template"] for spec in banded.values()} == {"series_band"}
 
 
 def test_the_resume_folder_is_outside_what_git_and_dvc_track():

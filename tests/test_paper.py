@@ -24,3 +24,10 @@ def test_agreement_is_within_two_standard_errors_of_our_estimate():
 def test_published_numbers_keep_their_printed_precision():
     assert [published(p.clean) for p in PAPER_ACCURACY] == ["75.87%", "99.42%"]
     assert published(0.37) == "37%" and published(0.794) == "79.4%"
+
+
+def test_imported_weights_are_never_like_for_like_and_say_so():
+    setting = PaperSetting("cifar10", "resnet50", 100)
+    imported = RunConfig("cifar10", "resnet50", "imagenet", 2, (0,), 0, source="file")
+    assert differences(imported, setting) == [("epochs", "imported weights (epochs unknown here) vs 100")]
+    assert imported.describe() == "resnet50 (imagenet stem), imported weights (model.file), cifar10"

@@ -34,6 +34,13 @@ def _row(text: str, first_cell: str) -> str:
     return next(line for line in text.splitlines() if line.startswith(f"| {first_cell} |"))
 
 
+def test_an_imported_model_is_described_as_imported_not_by_training_epochs():
+    # (the fakes number checkpoints from 1; an import's is epoch 0, which the report does not treat apart)
+    text = build_report(inputs(RunConfig("imagefolder", "resnet50", "imagenet", 2, (1,), 0, source="file"), (1,)))
+    assert _row(text, "training epochs") == "| training epochs | imported (model.file) | 100 |"
+    assert _row(text, "imported weights (DVCLive)").startswith("| imported weights (DVCLive) | train accuracy 91.0%")
+
+
 def test_tables_show_accuracy_per_epsilon_per_checkpoint_and_kernel_counts():
     text = build_report(inputs())
     a1, a2 = fake.attack(1), fake.attack(2)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from scipy import stats
 
 import fake_results as fake
 from fragile.comparison import Comparison, SweepResult
@@ -87,6 +88,22 @@ def test_plot_series_include_pgd_and_relative_targeting():
     c = comparison(60, 20)
     assert {"epoch 3 original PGD", "epoch 3 hardened PGD"} <= set(accuracy_series({3: c})["series"])
     assert {"epoch 3 original (relative d)", "epoch 3 hardened (relative d)"} <= set(targeting_series({3: c})["series"])
+
+
+def test_plot_rows_carry_the_exact_95_percent_interval_as_low_and_high():
+    c = comparison(60, 20)
+    accuracy = accuracy_series({3: c}).set_index(["series", "epsilon"])
+    exact = stats.binomtest(40, N).proportion_ci(0.95, method="exact")  # original FGSM: 40 of 100 right at ε 0.1
+    row = accuracy.loc[("epoch 3 original", 0.1)]
+    assert (row["accuracy"], row["low"], row["high"]) == pytest.approx((0.4, exact.low, exact.high))
+    # no count here is 0 or n: every interval reaches both sides of its share
+    assert (accuracy["low"] < accuracy["accuracy"]).all() and (accuracy["accuracy"] < accuracy["high"]).all()
+    targeting = targeting_series({3: c}).set_index(["series", "epsilon"])
+    on_s = stats.binomtest(40, N).proportion_ci(0.95, method="exact")  # relative d: 80 // 2 of 100 on S
+    row = targeting.loc[("epoch 3 original (relative d)", 0.1)]
+    assert (row["targeting_pct"], row["low"], row["high"]) == pytest.approx((40.0, 100 * on_s.low, 100 * on_s.high))
+    none = targeting.loc[("epoch 3 original", 0.0)]  # 0 of 100 on S: the interval still reaches above 0
+    assert none["low"] == 0 and 0 < none["high"] < 5
 
 
 def _ranks(*fragile_sets):

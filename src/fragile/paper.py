@@ -58,8 +58,11 @@ class RunConfig:
     epochs: int
     checkpoints: tuple[int, ...]
     seed: int
+    source: str = "train"  # model.source: file means weights trained elsewhere, analysed as epoch 0
 
     def describe(self) -> str:
+        if self.source == "file":
+            return f"{self.arch} ({self.stem} stem), imported weights (model.file), {self.dataset}"
         return (f"{self.arch} ({self.stem} stem), {self.epochs} epochs (checkpoints "
                 f"{', '.join(map(str, self.checkpoints))}), {self.dataset}")
 
@@ -72,7 +75,9 @@ def differences(config: RunConfig, setting: PaperSetting) -> list[tuple[str, str
     if config.dataset != setting.dataset:
         out.append(("dataset", f"{config.dataset} ({DATASET_NAMES.get(config.dataset, config.dataset)}) vs "
                                f"{DATASET_NAMES[setting.dataset]}"))
-    if setting.epochs not in config.checkpoints:
+    if config.source == "file":
+        out.append(("epochs", f"imported weights (epochs unknown here) vs {setting.epochs}"))
+    elif setting.epochs not in config.checkpoints:
         out.append(("epochs", f"checkpoints at epochs {', '.join(map(str, config.checkpoints))} vs {setting.epochs}"))
     return out
 

@@ -81,7 +81,8 @@ def read_inputs(p: Params, rank_dir: Path, attack_dir: Path, harden_dir: Path, e
     if absent:
         raise FragileError(f"{metrics} lacks {', '.join(absent)} of train.checkpoints; {rerun(Headline.STAGE)}")
     return ReportInputs(
-        config=RunConfig(p.data.dataset, p.model.arch, p.model.stem, p.train.epochs, epochs, p.seed),
+        config=RunConfig(p.data.dataset, p.model.arch, p.model.stem, p.train.epochs, epochs, p.seed,
+                         p.model.source),
         ranks=read_checkpoints(RankResult, rank_dir, epochs),
         attacks=read_checkpoints(AttackResult, attack_dir, epochs),
         hardens=read_checkpoints(HardenResult, harden_dir, epochs),
@@ -181,7 +182,7 @@ def _config_section(inputs: ReportInputs) -> str:
     rows = [
         ["dataset", f"{c.dataset} ({DATASET_NAMES.get(c.dataset, c.dataset)})", "CIFAR10 and MNIST"],
         ["architecture", f"{c.arch} ({c.stem} stem)", "ResNet-50 (ResNet-18 and ResNet-101 in Fig. 4)"],
-        ["training epochs", c.epochs, "100"],
+        ["training epochs", "imported (model.file)" if c.source == "file" else c.epochs, "100"],
         ["checkpoints analysed", ", ".join(map(str, c.checkpoints)), "10, 50, 100"],
         ["kernel ranking", f"{rank.examples} {rank.split} examples, drop = {rank.drop}", "not stated"],
         ["FGSM examples per ε", f"{first.examples} test examples", "not stated"],
@@ -191,7 +192,7 @@ def _config_section(inputs: ReportInputs) -> str:
     ]
     if inputs.training:
         t = inputs.training
-        rows.append(["after the last epoch (DVCLive)",
+        rows.append(["imported weights (DVCLive)" if c.source == "file" else "after the last epoch (DVCLive)",
                      f"train accuracy {pct(t['train']['accuracy'])}, val accuracy {pct(t['val']['accuracy'])}", "—"])
     return "## Configuration\n\n" + markdown_table(["", "this run", "paper"], rows)
 

@@ -24,6 +24,7 @@ import pandas as pd
 from fragile.bootstrap import difference_ci, share_ci
 from fragile.claims_summary import claims_blocks, claims_lines, stability_by_chance
 from fragile.comparison import Comparison, SweepResult
+from fragile.intervals import share
 from fragile.layout import ACCURACY_PLOT, KERNEL_DROP_PLOT, TARGETING_PLOT, checkpoint_file
 from fragile.params import Params
 from fragile.results import (
@@ -122,17 +123,24 @@ def _gain(block: _Block, name: str, original: SweepResult, hardened: SweepResult
     block[f"{name}_gain"] = is_gain(difference, ci)
 
 
+def _band(successes: int, examples: int, scale: float = 1.0) -> dict[str, float]:
+    """The exact (Clopper–Pearson) 95% interval of successes/examples, as the `series_band`
+    plot template's low and high columns."""
+    interval = share(successes, examples)
+    return {"low": scale * interval.low, "high": scale * interval.high}
+
+
 def accuracy_series(comparisons: dict[int, Comparison]) -> pd.DataFrame:
-    """Long format (epsilon, accuracy, series) for the `series` plot template; PGD (white-box,
-    on its own ε grid) as "... PGD" series beside FGSM's."""
+    """Long format (epsilon, accuracy, low, high, series) for the `series_band` plot template,
+    low and high the 95% interval; PGD (white-box, on its own ε grid) as "... PGD" series beside FGSM's."""
     rows = []
     for epoch, c in comparisons.items():
         pgd = (("original PGD", c.pgd_original), ("hardened PGD", c.pgd_hardened)) if c.pgd_original else ()
         for label, sweep in (("original", c.original), ("hardened white-box", c.hardened),
                              ("hardened transfer", c.transfer), *pgd):
-            rows += [{"epsilon": eps, "accuracy": sweep.accuracy(i), "series": f"epoch {epoch} {label}"}
-                     for i, eps in enumerate(sweep.epsilons)]
-    return pd.DataFrame(rows, columns=["epsilon", "accuracy", "series"])
+            rows += [{"epsilon": eps, "accuracy": sweep.accuracy(i), **_band(sweep.correct[i], sweep.examples),
+                      "series": f"epoch {epoch} {label}"} for i, eps in enumerate(sweep.epsilons)]
+    return pd.DataFrame(rows, columns=["epsilon", "accuracy", "low", "high", "series"])
 
 
 def targeting_series(comparisons: dict[int, Comparison]) -> pd.DataFrame:
@@ -140,9 +148,11 @@ def targeting_series(comparisons: dict[int, Comparison]) -> pd.DataFrame:
     for epoch, c in comparisons.items():
         for label, sweep in (("original", c.original), ("hardened", c.hardened)):
             for distance, suffix in (("absolute", ""), ("relative", " (relative d)")):
+                counts = sweep.targeted_relative if distance == "relative" else sweep.targeted
                 rows += [{"epsilon": eps, "targeting_pct": sweep.targeting_pct(i, distance),
+                          **_band(counts[i], sweep.examples, 100.0),
                           "series": f"epoch {epoch} {label}{suffix}"} for i, eps in enumerate(sweep.epsilons)]
-    return pd.DataFrame(rows, columns=["epsilon", "targeting_pct", "series"])
+    return pd.DataFrame(rows, columns=["epsilon", "targeting_pct", "low", "high", "series"])
 
 
 def kernel_drop_series(ranks: Mapping[int, RankResult]) -> pd.DataFrame:
