@@ -273,13 +273,29 @@ class PgdCounts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RobustnessRecord:
+    """What the sanity checks and the masking verdict need besides the sweeps: the examples'
+    labels (in example order), the PGD settings, the models' input std (the paper's ε in
+    normalised units) and AutoAttack at `epsilon` per model (fragile.autoattack's
+    `AutoAttackResult.to_dict`; absent unless attack.autoattack)."""
+
+    labels: list[int]
+    pgd_steps: int
+    pgd_step_size: float
+    pgd_restarts: int
+    input_std: list[float]
+    autoattack_original: dict[str, Any] | None = optional()
+    autoattack_hardened: dict[str, Any] | None = optional()
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvaluateResult(ResultFile):
     """results/evaluate/epoch_N.json: exact counts and per-example outcomes per ε of FGSM
     white-box against the original and the hardened model and transferred from the original,
-    and of PGD (absent when attack.pgd_epsilons is empty)."""
+    and of PGD (absent when attack.pgd_epsilons is empty), and the robustness record."""
 
     STAGE: ClassVar[str] = "evaluate"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     checkpoint: str
     epoch: int
@@ -291,10 +307,11 @@ class EvaluateResult(ResultFile):
     transfer: SweepCounts
     pgd: PgdCounts | None = optional()
     device: str
+    robustness: RobustnessRecord
 
     @classmethod
     def from_comparison(cls, *, checkpoint: str | os.PathLike[str], epoch: int, layer: str,
-                        comparison: Comparison, device: str) -> EvaluateResult:
+                        comparison: Comparison, device: str, robustness: RobustnessRecord) -> EvaluateResult:
         c = comparison
         pgd = None
         if c.pgd_original is not None and c.pgd_hardened is not None:
@@ -302,7 +319,7 @@ class EvaluateResult(ResultFile):
                             hardened=c.pgd_hardened.counts())
         return cls(checkpoint=str(checkpoint), epoch=epoch, layer=layer, examples=c.original.examples,
                    epsilons=c.original.epsilons, original=c.original.counts(), hardened=c.hardened.counts(),
-                   transfer=c.transfer.counts(), pgd=pgd, device=device)
+                   transfer=c.transfer.counts(), pgd=pgd, device=device, robustness=robustness)
 
     def comparison(self) -> Comparison:
         def sweep(counts: SweepCounts, epsilons: list[float]) -> SweepResult:
@@ -346,6 +363,8 @@ class HeadlineBlock:
     gain: dict[str, Any]
     kernels: KernelCounts
     harden: HardenSummary
+    masking: dict[str, Any]  # the three-way verdict (fragile.robustness_summary)
+    sanity: dict[str, Any]  # per model, each sanity check's pass/fail with its numbers
 
 
 _EPOCH_KEY = re.compile(r"epoch_(\d+)")
@@ -357,23 +376,24 @@ class Headline(ResultFile):
     checkpoint, the analysed layer and the stability of S across checkpoints."""
 
     STAGE: ClassVar[str] = "summarize"
-    FORMAT_VERSION: ClassVar[int] = 1
+    FORMAT_VERSION: ClassVar[int] = 2
 
     epsilon: float
     checkpoints: dict[int, HeadlineBlock]  # written as `epoch_<N>` keys, for readable metric names
     layer: str
     stability: dict[str, Any]
+    methods: dict[str, str]  # which interval or test each kind of number uses
 
     def to_json(self) -> dict[str, Any]:
         return {FORMAT_KEY: self.FORMAT_VERSION, "epsilon": self.epsilon,
                 **{f"epoch_{epoch}": _plain(block) for epoch, block in self.checkpoints.items()},
-                "layer": self.layer, "stability": _plain(self.stability)}
+                "layer": self.layer, "stability": _plain(self.stability), "methods": dict(self.methods)}
 
     @classmethod
     def _from_fields(cls, data: dict[str, Any], reader: _Reader) -> Headline:
         blocks = {key: value for key, value in data.items() if _EPOCH_KEY.fullmatch(key)}
         rest = reader.build(_HeadlineRest, {k: v for k, v in data.items() if k not in blocks}, "")
-        return cls(epsilon=rest.epsilon, layer=rest.layer, stability=rest.stability,
+        return cls(epsilon=rest.epsilon, layer=rest.layer, stability=rest.stability, methods=rest.methods,
                    checkpoints={int(_EPOCH_KEY.fullmatch(key).group(1)): reader.build(HeadlineBlock, value, key)
                                 for key, value in blocks.items()})
 
@@ -385,6 +405,7 @@ class _HeadlineRest:
     epsilon: float
     layer: str
     stability: dict[str, Any]
+    methods: dict[str, str]
 
 
 # --- the JSON round trip ---------------------------------------------------------------------
