@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 import torch
+import yaml
 
 from conftest import copy_repo
 from fragile import models
