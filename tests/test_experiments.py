@@ -35,7 +35,7 @@ def test_repro_with_nothing_changed_is_a_no_op(repo):
 def test_exp_run_epsilon_reruns_only_what_reads_it_and_diffs_by_name(repo):
     out = sh("dvc", "exp", "run", "-n", "eps02", "-S", "epsilon=0.2", cwd=repo).stdout
     # evaluate runs PGD (and AutoAttack) at the headline ε for the masking verdict
-    assert ran_stages(out) == {"harden@1", "evaluate@1", "summarize", "report"}
+    assert ran_stages(out) == {"harden@1", "evaluate@1", "figures", "summarize", "report"}
     assert not ran_stages(out) & PER_CHECKPOINT_UPSTREAM
 
     diff = json.loads(sh("dvc", "metrics", "diff", "HEAD", "eps02", "--json", cwd=repo).stdout)
@@ -114,9 +114,9 @@ def test_remote_clone_pull_and_run_cache(repo, tmp_path):
     params.write_text(params.read_text().replace("epsilon: 0.1\n", "epsilon: 0.2\n", 1))
     out = sh("dvc", "repro", "--pull", cwd=clone).stdout
     # The hardened checkpoint comes out of the run-cache; evaluate (PGD at the new headline ε)
-    # and the aggregation stages, whose outputs are git-tracked, may be rewritten.
+    # and the stages after it, whose outputs are git-tracked, may be rewritten.
     assert "harden@1" in restored_stages(out)
-    assert ran_stages(out) <= {"evaluate@1", "summarize", "report"}
+    assert ran_stages(out) <= {"evaluate@1", "figures", "summarize", "report"}
     assert json.loads((clone / "metrics/headline.json").read_text())["epsilon"] == 0.2
 
 
