@@ -168,7 +168,7 @@ def test_the_report_names_gradient_masking_only_where_pgd_takes_the_gain_away():
     epoch_1 = next(line for line in text.splitlines() if line.startswith("- epoch 1:"))
     epoch_2 = next(line for line in text.splitlines() if line.startswith("- epoch 2:"))
     assert "**masking suspected** (PGD; PGD 10 steps, 1 restart(s))" in epoch_1 and "FGSM gain +20.0 pp [" in epoch_1
-    assert "**robust gain**" in epoch_2 and "Smallest detectable gain at this n:" in epoch_2
+    assert "**robust gain**" in epoch_2 and "PGD gain +20.0 pp [" in epoch_2
     assert "Newcombe" in text and "McNemar" in text and "Clopper-Pearson exact" in text
 
 

@@ -13,7 +13,6 @@ from fragile.autoattack import COMPONENTS, GRADIENT_FREE
 from fragile.bootstrap import outcomes
 from fragile.intervals import CLOPPER_PEARSON
 from fragile.markdown import markdown_table, pct, pct_ci, signed_pp
-from fragile.masking import INCONCLUSIVE
 from fragile.paper import PAPER_ACCURACY, PaperAccuracy, RunConfig, agreement, differences, not_comparable, published
 from fragile.results import AttackResult, Headline
 from fragile.robustness_summary import component_key, share_ci95
@@ -120,8 +119,6 @@ def verdict_paragraph(headline: Headline, epochs: Sequence[int]) -> str:
         if m["strong_attack"] != "none":
             line += f"; PGD {m['pgd_steps']} steps, {m['pgd_restarts']} restart(s)"
         line += f"): {m['reason']}."
-        if "detectable_gain" in m and m["verdict"] != INCONCLUSIVE:
-            line += f" Smallest detectable gain at this n: {100 * m['detectable_gain']:.1f} pp."
         square = [name for name in m.get("failed_checks", []) if GRADIENT_FREE in name]
         if square:
             line += (f" Masking sign: {GRADIENT_FREE} (gradient-free) breaks examples that the gradient attacks left "
