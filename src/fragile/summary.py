@@ -3,8 +3,8 @@ combined plot data, and the stability of the fragile set S across checkpoints.
 
 The summarize stage reads the per-ε counts that evaluate wrote; only an `epsilon` that is
 not on the attack.epsilons grid is computed here (three FGSM attacks at that single ε, see
-`fgsm_off_grid`). So `dvc exp run -S epsilon=...` reruns summarize (and harden) instead of
-the sweeps. PGD is not computed here: it costs `attack.pgd_steps` gradients per example, so
+`fgsm_off_grid`). So `dvc exp run -S epsilon=...` reruns summarize, harden and evaluate (for
+PGD at the new ε), not attack_target's sweeps. PGD is not computed here: it costs `attack.pgd_steps` gradients per example, so
 it runs once, in evaluate, on attack.pgd_grid (which holds `epsilon`: evaluate reads it), and
 the headline carries PGD, AutoAttack when it ran, the sanity checks and the masking verdict
 (fragile.robustness_summary). Shares get exact Clopper–Pearson intervals, hardened-vs-original
