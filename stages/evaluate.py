@@ -21,11 +21,12 @@ def main(
     data: Path = typer.Option(..., help="Prepared data folder."),
     sets: Path = typer.Option(..., help="The rank stage's JSON with S and S'."),
     results: Path = typer.Option(..., help="JSON with the counts and per-example outcomes per ε for original, "
-                                 "hardened and transfer (FGSM) and PGD."),
+                                 "hardened and transfer (FGSM), PGD, and the robustness record (labels, "
+                                 "AutoAttack)."),
     curves: Path = typer.Option(..., help="CSV per ε for original, hardened and transfer (dvc plots)."),
-    params: Path = typer.Option(..., help="Params file (reads attack.*, evaluate.*, seed, analysis.layer)."),
+    params: Path = typer.Option(..., help="Params file (reads epsilon, attack.*, evaluate.*, seed, analysis.layer)."),
 ) -> None:
-    """Clean, FGSM and PGD accuracy and Algorithm 1 for the original and hardened models, per ε."""
+    """Clean, FGSM and PGD (and AutoAttack) accuracy and Algorithm 1 for the original and hardened models, per ε."""
     p = load_params(params)
     run = open_checkpoint("evaluate", model, data, p.analysis.layer, "test", p.evaluate.max_examples,
                           p.evaluate.batch_size, sets=sets)

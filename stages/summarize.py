@@ -1,8 +1,8 @@
 """summarize: headline metrics at `epsilon` for every checkpoint, and the combined plot data.
 
 It reads the per-ε counts that evaluate wrote; only an `epsilon` off the attack.epsilons grid
-is attacked here (see fragile.summary), so `dvc exp run -S epsilon=...` reruns this stage
-(and harden) instead of the sweeps.
+is attacked here with FGSM (see fragile.summary); evaluate runs PGD at `epsilon` for the
+masking verdict, so `dvc exp run -S epsilon=...` reruns harden, evaluate and this stage.
 """
 
 from __future__ import annotations

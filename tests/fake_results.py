@@ -16,7 +16,15 @@ from fragile.comparison import Comparison, SweepResult
 from fragile.layout import archive_file, checkpoint_file, result_file
 from fragile.npz import write_npz
 from fragile.params import params_from_dict
-from fragile.results import AttackResult, EvaluateResult, HardenResult, Headline, NoiseTrialRow, RankResult
+from fragile.results import (
+    AttackResult,
+    EvaluateResult,
+    HardenResult,
+    Headline,
+    NoiseTrialRow,
+    RankResult,
+    RobustnessRecord,
+)
 from fragile.summary import summarize
 
 KERNELS = 12
@@ -105,9 +113,17 @@ def harden(epoch: int, grid: bool = False) -> HardenResult:
                         search_epsilon=0.1 if grid else None, device="cpu")
 
 
+def robustness(examples: int = EXAMPLES, pgd_steps: int = 10, **autoattack: Any) -> RobustnessRecord:
+    """evaluate's record: labels cycling over 10 classes, PGD settings, MNIST's std; `autoattack`
+    may give autoattack_original / autoattack_hardened (AutoAttackResult.to_dict())."""
+    return RobustnessRecord(labels=[j % 10 for j in range(examples)], pgd_steps=pgd_steps, pgd_step_size=0.0,
+                            pgd_restarts=1, input_std=[0.3081], **autoattack)
+
+
 def evaluate(epoch: int) -> EvaluateResult:
     return EvaluateResult.from_comparison(checkpoint=f"models/original/{checkpoint_file(epoch)}", epoch=epoch,
-                                          layer="conv1", comparison=comparison(epoch), device="cpu")
+                                          layer="conv1", comparison=comparison(epoch), device="cpu",
+                                          robustness=robustness())
 
 
 def params(epochs: tuple[int, ...], epsilon: float = 0.1, bootstrap: int = 0) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -71,10 +72,22 @@ def test_metrics_are_sane(repo):
             if not key.endswith("_ci95"):
                 low, high = metrics[side][f"{key}_ci95"]
                 assert low <= value <= high, key
-    assert set(metrics["gain"]) >= {"fgsm_whitebox", "pgd_whitebox", "gradient_masking"}
+    for name in ("fgsm_whitebox", "pgd_whitebox"):
+        assert 0 <= metrics["gain"][f"{name}_mcnemar_p"] <= 1
+        low, high = metrics["gain"][f"{name}_ci95"]
+        assert low <= metrics["gain"][name] <= high and low < high
+    assert metrics["masking"]["verdict"] in {"robust gain", "masking suspected", "inconclusive", "robust loss"}
+    assert metrics["masking"]["strong_attack"] == "PGD" and metrics["masking"]["pgd_steps"] >= 10
+    assert metrics["sanity"]["original"] and metrics["sanity"]["hardened"]
+    assert "Clopper-Pearson" in headline["methods"]["shares"] and "McNemar" in headline["methods"]["gains"]
     evaluate = json.loads((repo / "results/evaluate/epoch_1.json").read_text())
-    assert evaluate["pgd"]["epsilons"] == [0.1]
+    assert evaluate["pgd"]["epsilons"] == [0.1, 0.5]  # attack.pgd_epsilons, epsilon and attack.sanity_epsilon
     assert len(evaluate["original"]["per_example"]["clean"]) == evaluate["examples"]
+    assert len(evaluate["robustness"]["labels"]) == evaluate["examples"]
+    report = (repo / "report/report.md").read_text()
+    assert "units not stated in the paper" in report and "| check | original | hardened |" in report
+    widths = [(float(a), float(b)) for a, b in re.findall(r"\[([+-]?[\d.]+), ([+-]?[\d.]+)\]", report)]
+    assert widths and all(a < b for a, b in widths)  # no interval collapses to a point, 0/n included
 
 
 def test_rank_outputs_cover_every_kernel(repo):
@@ -115,20 +128,22 @@ def test_dvc_sees_a_clean_pipeline_and_metrics(repo):
 
 def test_changing_epsilon_reruns_only_what_reads_it(repo):
     """Last in this module: it edits the repo's params. ε = 0.05 is off the [0, 0.1, 0.2] grid,
-    so summarize attacks at it with FGSM; prepare, train, rank, attack_target, evaluate and figures do not run."""
+    so summarize attacks at it with FGSM; evaluate runs PGD at it for the masking verdict;
+    prepare, train, rank and attack_target do not run."""
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("epsilon: 0.1\n", "epsilon: 0.05\n", 1))
     out = sh("dvc", "repro", cwd=repo).stdout
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
-    assert ran == ["harden@1", "report", "summarize"]  # the report shows the new headline; figures do not
+    # evaluate's results change (PGD at the new ε), so figures redraws from them; the report shows the new headline
+    assert ran == ["evaluate@1", "figures", "harden@1", "report", "summarize"]
     headline = json.loads((repo / "metrics/headline.json").read_text())
     assert headline["epsilon"] == 0.05
     assert 0 <= headline["epoch_1"]["hardened"]["fgsm_accuracy_transfer"] <= 1
     assert "fgsm_accuracy_ci95" in headline["epoch_1"]["original"]
-    # PGD runs once, in evaluate, on attack.pgd_epsilons ([0.1]): none at 0.05, and the output says so
-    assert "pgd_accuracy_whitebox" not in headline["epoch_1"]["hardened"]
-    assert "not in attack.pgd_epsilons" in out
-    assert "it is not in attack.pgd_epsilons" in (repo / "report/report.md").read_text()
+    # evaluate runs PGD at the headline ε whatever attack.pgd_epsilons holds
+    assert 0 <= headline["epoch_1"]["hardened"]["pgd_accuracy_whitebox"] <= 1
+    assert json.loads((repo / "results/evaluate/epoch_1.json").read_text())["pgd"]["epsilons"] == [0.05, 0.1, 0.5]
+    assert f"- epoch 1: **{headline['epoch_1']['masking']['verdict']}**" in (repo / "report/report.md").read_text()
 
 
 def test_layer_and_kernel_stability_in_the_metrics(repo):

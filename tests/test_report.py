@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from scipy import stats
 
 import fake_results as fake
 from fragile.figures import figure_names
@@ -44,8 +45,8 @@ def test_an_imported_model_is_described_as_imported_not_by_training_epochs():
 def test_tables_show_accuracy_per_epsilon_per_checkpoint_and_kernel_counts():
     text = build_report(inputs())
     a1, a2 = fake.attack(1), fake.attack(2)
-    assert _row(text, "0 (clean)").startswith(f"| 0 (clean) | {100 * a1.accuracy[0]:.1f}% | "
-                                              f"{100 * a2.accuracy[0]:.1f}% |")
+    assert re.match(rf"\| 0 \(clean\) \| {100 * a1.accuracy[0]:.1f}% \[[\d.]+, [\d.]+\] \| "
+                    rf"{100 * a2.accuracy[0]:.1f}% \[", _row(text, "0 (clean)"))
     r1 = fake.rank(1)
     kernels = fake.headline_metrics(EPOCHS).checkpoints[1].kernels
     assert re.search(rf"\| 1 \| 70.0% \| {100 * r1.mean_accuracy:.1f}% \| {kernels.fragile} \| "
@@ -163,7 +164,8 @@ def _with_pgd(epochs: tuple[int, ...] = EPOCHS, resamples: int = 200) -> dict:
     from test_summary import comparison as masked
 
     comparisons = {1: masked(hardened_fgsm=60, hardened_pgd=20), 2: masked(hardened_fgsm=60, hardened_pgd=40)}
-    blocks = {e: headline(comparisons[e], 0.1, fake.rank(e), fake.harden(e), resamples, 0) for e in epochs}
+    blocks = {e: headline(comparisons[e], 0.1, fake.rank(e), fake.harden(e), resamples, 0,
+                          record=fake.robustness(100)) for e in epochs}
     return dict(comparisons=comparisons, bootstrap=resamples,
                 headline=dataclasses.replace(fake.headline_metrics(epochs), checkpoints=blocks))
 
@@ -172,9 +174,9 @@ def test_the_report_names_gradient_masking_only_where_pgd_takes_the_gain_away():
     text = build_report(inputs(**_with_pgd()))
     epoch_1 = next(line for line in text.splitlines() if line.startswith("- epoch 1:"))
     epoch_2 = next(line for line in text.splitlines() if line.startswith("- epoch 2:"))
-    assert "signature of gradient masking" in epoch_1 and "FGSM +20.0 pp [" in epoch_1
-    assert "holds against PGD" in epoch_2
-    assert "paired bootstrap 95% interval" in text
+    assert "**masking suspected** (PGD; PGD 10 steps, 1 restart(s))" in epoch_1 and "FGSM gain +20.0 pp [" in epoch_1
+    assert "**robust gain**" in epoch_2 and "PGD gain +20.0 pp [" in epoch_2
+    assert "Newcombe" in text and "McNemar" in text and "Clopper-Pearson exact" in text
 
 
 def test_tables_carry_intervals_relative_targeting_and_pgd():
@@ -183,8 +185,9 @@ def test_tables_carry_intervals_relative_targeting_and_pgd():
     assert "PGD accuracy: original" in text
     row = next(line for line in text.splitlines() if line.startswith("| 0.1 | 40.0% ["))  # evaluate, ε = 0.1
     low, high = map(float, re.search(r"40\.0% \[([\d.]+), ([\d.]+)\]", row).groups())
-    assert 30 < low < 40 < high < 50
-    assert "No confidence intervals" in build_report(inputs(**_with_pgd(resamples=0)))
+    exact = stats.binomtest(40, 100).proportion_ci(method="exact")  # Clopper–Pearson
+    assert (low, high) == (round(100 * exact.low, 1), round(100 * exact.high, 1))
+    assert build_report(inputs(**_with_pgd(resamples=0))).count("40.0% [") == text.count("40.0% [")  # exact: no resampling
 
 
 def test_kernel_stability_and_the_analysed_layer_are_reported():

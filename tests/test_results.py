@@ -51,8 +51,11 @@ def test_the_files_keep_the_pipelines_json_shapes():
     assert list(evaluate["pgd"]) == ["epsilons", "original", "hardened"]
     headline = fake.headline_metrics((1, 2)).to_json()
     assert list(headline) == [FORMAT_KEY, "epsilon", "epoch_1", "epoch_2", "layer", "stability", "readings",
-                              "kernel_norms", "claims"]
-    assert set(headline["epoch_1"]) == {"examples", "original", "hardened", "gain", "kernels", "harden"}
+                              "kernel_norms", "claims", "methods"]
+    assert set(headline["epoch_1"]) == {"examples", "original", "hardened", "gain", "kernels", "harden", "masking",
+                                        "sanity"}
+    assert list(evaluate)[-1] == "robustness" and len(evaluate["robustness"]["labels"]) == evaluate["examples"]
+    assert "autoattack_original" not in evaluate["robustness"]  # written only when AutoAttack ran
 
 
 def test_an_evaluate_result_gives_back_the_comparison_it_was_made_of():

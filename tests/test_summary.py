@@ -2,19 +2,22 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from scipy import stats
 
 import fake_results as fake
+from fragile.autoattack import COMPONENTS, AutoAttackResult
+from fragile.bootstrap import outcomes
 from fragile.comparison import Comparison, SweepResult
+from fragile.intervals import detectable_difference, paired
 from fragile.layout import PLOTS
+from fragile.masking import INCONCLUSIVE, MASKING, NOT_ASSESSED, ROBUST_GAIN
 from fragile.params import params_from_dict
 from fragile.summary import (
-    GAIN_MARGIN,
     accuracy_series,
     fragile_persistence,
     headline,
-    is_gain,
     kernel_stability,
     summarize,
     targeting_series,
@@ -47,41 +50,108 @@ def comparison(hardened_fgsm: int, hardened_pgd: int) -> Comparison:
     )
 
 
-def test_a_gain_against_fgsm_that_pgd_takes_away_is_flagged_as_gradient_masking():
-    block = headline(comparison(hardened_fgsm=60, hardened_pgd=20), 0.1, RANK, HARDEN, resamples=500, seed=0)
+RECORD = fake.robustness(N)
+
+
+def test_a_gain_against_fgsm_that_pgd_takes_away_is_masking_suspected():
+    block = headline(comparison(hardened_fgsm=60, hardened_pgd=20), 0.1, RANK, HARDEN, record=RECORD)
     gain = block.gain
     assert gain["fgsm_whitebox"] == pytest.approx(0.2) and gain["fgsm_whitebox_gain"]
-    assert gain["pgd_whitebox"] == 0.0 and not gain["pgd_whitebox_gain"]
-    assert gain["gradient_masking"]
+    assert gain["fgsm_whitebox_mcnemar_p"] == pytest.approx(stats.binomtest(0, 20).pvalue)  # 20 discordant, all one way
+    assert gain["pgd_whitebox"] == 0.0 and not gain["pgd_whitebox_gain"] and gain["pgd_whitebox_mcnemar_p"] == 1.0
+    assert block.masking["verdict"] == MASKING and block.masking["strong_attack"] == "PGD"
+    assert block.masking["gain_gap"] == pytest.approx(0.2) and block.masking["gain_gap_sign_p"] < 0.05
     assert block.original["pgd_accuracy"] == 0.2 and block.hardened["pgd_accuracy_whitebox"] == 0.2
     assert block.kernels.fragile == len(RANK.fragile) and block.harden.alpha == HARDEN.alpha
 
 
-def test_a_gain_that_holds_under_pgd_is_not_masking():
-    gain = headline(comparison(hardened_fgsm=60, hardened_pgd=40), 0.1, RANK, HARDEN, resamples=500, seed=0).gain
-    assert gain["fgsm_whitebox_gain"] and gain["pgd_whitebox_gain"] and not gain["gradient_masking"]
+def test_a_gain_that_holds_under_pgd_is_a_robust_gain():
+    block = headline(comparison(hardened_fgsm=60, hardened_pgd=40), 0.1, RANK, HARDEN, record=RECORD)
+    assert block.gain["fgsm_whitebox_gain"] and block.gain["pgd_whitebox_gain"]
+    assert block.masking["verdict"] == ROBUST_GAIN and block.masking["failed_checks"] == []
 
 
-def test_every_share_gets_an_interval_around_it_and_none_when_resampling_is_off():
-    on = headline(comparison(60, 20), 0.1, RANK, HARDEN, resamples=300, seed=1)
-    for side in (on.original, on.hardened):
+def test_a_small_gain_is_inconclusive_with_the_smallest_detectable_gain():
+    block = headline(comparison(hardened_fgsm=42, hardened_pgd=22), 0.1, RANK, HARDEN, record=RECORD)
+    masking = block.masking
+    assert masking["verdict"] == INCONCLUSIVE and not block.gain["pgd_whitebox_gain"]
+    assert masking["detectable_gain"] == pytest.approx(detectable_difference(N, 2), abs=1e-6)
+    assert masking["strong_gain"] < masking["detectable_gain"] < 1
+
+
+def test_pgd_under_10_steps_gives_no_verdict_and_no_record_none_either():
+    weak = headline(comparison(60, 40), 0.1, RANK, HARDEN, record=fake.robustness(N, pgd_steps=5))
+    assert weak.masking["verdict"] == NOT_ASSESSED and "5 steps" in weak.masking["reason"]
+    assert headline(comparison(60, 40), 0.1, RANK, HARDEN).masking["verdict"] == NOT_ASSESSED
+
+
+def test_a_failed_sanity_check_is_in_the_sanity_block_and_makes_the_verdict_masking():
+    # PGD leaves 80 of 100 correct where FGSM at the same ε leaves 60: PGD weaker than FGSM.
+    block = headline(comparison(hardened_fgsm=60, hardened_pgd=80), 0.1, RANK, HARDEN, record=RECORD)
+    failed = [c for c in block.sanity["hardened"] if not c["passed"]]
+    assert [c["name"] for c in failed] == ["PGD at least as strong as FGSM"]
+    assert failed[0]["numbers"]["pgd_accuracy"] == 0.8 and failed[0]["numbers"]["fgsm_accuracy"] == 0.6
+    assert block.sanity["hardened_failed"] == 1 and block.sanity["original_failed"] == 0
+    assert block.masking["verdict"] == MASKING
+    assert block.masking["failed_checks"] == ["hardened: PGD at least as strong as FGSM"]
+
+
+def test_every_share_gets_an_exact_interval_and_none_of_width_0_at_the_edges():
+    c = dataclasses.replace(comparison(60, 20), pgd_original=sweep([0.1], 90, [0], [100]))
+    block = headline(c, 0.1, RANK, HARDEN, record=RECORD)
+    for side in (block.original, block.hardened):
         numbers = [k for k in side if not k.endswith("_ci95")]
         assert len(numbers) >= 5
         for key in numbers:
             low, high = side[f"{key}_ci95"]
-            assert low <= side[key] <= high, key
-    assert on.original["targeting_pct"] == 80.0 and on.original["targeting_pct_relative"] == 40.0
-    assert 60 < on.original["targeting_pct_ci95"][0] < 80 < on.original["targeting_pct_ci95"][1] < 100
-    off = headline(comparison(60, 20), 0.1, RANK, HARDEN, resamples=0)
-    assert not [k for side in (off.original, off.hardened, off.gain) for k in side if k.endswith("_ci95")]
-    assert off.original["fgsm_accuracy"] == on.original["fgsm_accuracy"]
+            assert low <= side[key] <= high and high > low, key
+    assert block.original["pgd_accuracy"] == 0.0
+    exact = stats.binomtest(0, N).proportion_ci(method="exact")
+    assert block.original["pgd_accuracy_ci95"] == [0.0, pytest.approx(exact.high, abs=1e-6)]
+    assert block.original["targeting_pct_ci95"] == pytest.approx(
+        [100 * v for v in stats.binomtest(80, N).proportion_ci(method="exact")], abs=1e-4)
+    assert block.original["pgd_targeting_pct_ci95"][1] == 100.0 and block.original["pgd_targeting_pct_ci95"][0] < 100
 
 
-def test_without_intervals_a_gain_must_exceed_the_margin():
-    assert not is_gain(GAIN_MARGIN / 2, None)
-    assert is_gain(2 * GAIN_MARGIN, None)
-    assert not is_gain(0.2, [-0.01, 0.3])
-    assert is_gain(0.02, [0.001, 0.05])
+def test_every_gain_has_newcombes_interval_and_mcnemars_p():
+    c = comparison(55, 30)
+    block = headline(c, 0.1, RANK, HARDEN, record=RECORD)
+    expected = paired(outcomes(c.original.outcomes("correct", 1)), outcomes(c.hardened.outcomes("correct", 1)))
+    g = block.gain
+    assert g["fgsm_whitebox_ci95"] == pytest.approx([expected.low, expected.high], abs=1e-6)
+    assert g["fgsm_whitebox_mcnemar_p"] == expected.p_value
+    for name in ("clean", "fgsm_whitebox", "fgsm_transfer", "pgd_whitebox"):
+        assert {name, f"{name}_ci95", f"{name}_mcnemar_p", f"{name}_gain"} <= set(g)
+    assert "gain_gap_ci95" not in block.masking  # the bootstrap of the gap needs resamples
+    low, high = headline(c, 0.1, RANK, HARDEN, 300, 0, record=RECORD).masking["gain_gap_ci95"]
+    assert low <= block.masking["gain_gap"] <= high
+
+
+def _autoattack(final: int, white_box: int, n: int = N) -> dict:
+    """AutoAttack at ε = 0.1 leaving the first `white_box` examples after the gradient attacks
+    and the first `final` after Square."""
+    first = lambda k: np.arange(n) < k  # noqa: E731
+    return AutoAttackResult(0.1, COMPONENTS, first(90), (first(white_box),) * 3 + (first(final),)).to_dict()
+
+
+def test_autoattack_is_the_strong_attack_with_its_accuracies_and_its_checks():
+    record = fake.robustness(N, autoattack_original=_autoattack(10, 10), autoattack_hardened=_autoattack(30, 30))
+    block = headline(comparison(60, 35), 0.1, RANK, HARDEN, record=record)
+    assert block.original["autoattack_accuracy"] == 0.1 and block.hardened["autoattack_accuracy"] == 0.3
+    assert block.hardened["autoattack_square_accuracy"] == 0.3 and "autoattack_apgd_ce_accuracy_ci95" in block.hardened
+    assert block.gain["autoattack"] == pytest.approx(0.2) and block.gain["autoattack_gain"]
+    assert block.masking["strong_attack"] == "AutoAttack" and block.masking["verdict"] == ROBUST_GAIN
+    names = {c["name"] for c in block.sanity["hardened"]}
+    assert {"AutoAttack at least as strong as PGD", "AutoAttack's gradient attacks at least as strong as Square"} <= names
+    assert not any("attack.autoattack is off" in note for note in block.sanity["not_run"])
+
+
+def test_square_far_below_the_gradient_attacks_fails_its_check():
+    record = fake.robustness(N, autoattack_original=_autoattack(10, 10), autoattack_hardened=_autoattack(5, 30))
+    block = headline(comparison(60, 35), 0.1, RANK, HARDEN, record=record)
+    failed = [c["name"] for c in block.sanity["hardened"] if not c["passed"]]
+    assert failed == ["AutoAttack's gradient attacks at least as strong as Square"]
+    assert block.masking["verdict"] == MASKING
 
 
 def test_plot_series_include_pgd_and_relative_targeting():
@@ -150,6 +220,8 @@ def test_summarize_reads_evaluates_counts_on_the_grid_and_attacks_only_off_it():
     assert on_grid.checkpoints[2].original["fgsm_accuracy"] == fake.comparison(2).original.accuracy(2)
     assert list(plots) == list(PLOTS) and all(len(table) for table in plots.values())
     assert any(line.startswith("epoch 2 at ε=0.1: PGD original") for line in said)
+    assert on_grid.methods["shares"].startswith("Clopper-Pearson") and "Newcombe" in on_grid.methods["gains"]
+    assert {on_grid.checkpoints[e].masking["verdict"] for e in (1, 2)} <= {MASKING, ROBUST_GAIN, INCONCLUSIVE}
 
     attacked = []
 

@@ -75,6 +75,13 @@ class AutoAttackResult:
             before = after
         return counts
 
+    def merge(self, other: AutoAttackResult) -> AutoAttackResult:
+        """This result and `other`'s, run on the next examples (the shards of one run)."""
+        if (other.epsilon, other.components) != (self.epsilon, self.components):
+            raise ValueError(f"cannot merge AutoAttack at ε = {self.epsilon} with ε = {other.epsilon}")
+        return AutoAttackResult(self.epsilon, self.components, np.concatenate([self.clean, other.clean]),
+                                tuple(np.concatenate(pair) for pair in zip(self.robust_after, other.robust_after)))
+
     def to_dict(self) -> dict[str, Any]:
         """Counts and '0'/'1' strings in example order (the sweeps' per-example format)."""
         return {

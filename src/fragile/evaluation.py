@@ -22,6 +22,7 @@ from fragile.hardening import HardenReport, harden_model
 from fragile.models import FragileNet, conv_layer
 from fragile.params import EvaluateParams, Params
 from fragile.results import EvaluateResult, NoiseTrialRow
+from fragile.robustness_run import robustness_record
 from fragile.sweep import fgsm_sweep, pgd_sweep
 from fragile.targeting import following_batchnorm
 
@@ -38,6 +39,7 @@ class PgdSettings:
     steps: int
     step: float = 0.0
     seed: int = 0
+    restarts: int = 1
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def compare(
         if pgd is None or not pgd.epsilons:
             return None
         return pgd_sweep(target, batches(), pgd.epsilons, fragile, null, conv_layer(target, layer), pgd.steps,
-                         pgd.step, pgd.seed, device=device, progress=progress)
+                         pgd.step, pgd.seed, device=device, progress=progress, restarts=pgd.restarts)
 
     return Comparison(
         original=sweep(original), hardened=sweep(hardened), transfer=sweep(hardened, source=original),
@@ -104,10 +106,12 @@ def compare(
 
 
 def evaluate_checkpoint(run: CheckpointRun, hardened: str | os.PathLike[str], p: Params) -> EvaluateResult:
-    """`run`'s model against its hardened checkpoint on attack.epsilons (FGSM) and
-    attack.pgd_epsilons (PGD, both models from the same seeded starts)."""
+    """`run`'s model against its hardened checkpoint on attack.epsilons (FGSM) and PGD on
+    attack.pgd_grid (attack.pgd_epsilons, `epsilon` and attack.sanity_epsilon; both models from
+    the same seeded starts, attack.pgd_restarts each), with the robustness record (AutoAttack
+    at `epsilon` when attack.autoattack)."""
     a = p.attack
-    pgd = PgdSettings(list(a.pgd_epsilons), a.pgd_steps, a.pgd_step_size, p.seed)
+    pgd = PgdSettings(list(a.pgd_grid(p.epsilon)), a.pgd_steps, a.pgd_step_size, p.seed, a.pgd_restarts)
     hard = run.load_peer(hardened)
     sweeps = 3 + (2 if pgd.epsilons else 0)
     comparison = run.combine("evaluate", lambda advance: compare(
@@ -115,7 +119,8 @@ def evaluate_checkpoint(run: CheckpointRun, hardened: str | os.PathLike[str], p:
         layer=run.layer,
     ), passes=sweeps)
     return EvaluateResult.from_comparison(checkpoint=run.checkpoint, epoch=run.epoch, layer=run.layer,
-                                          comparison=comparison, device=run.device.type)
+                                          comparison=comparison, device=run.device.type,
+                                          robustness=robustness_record(run, hard, p))
 
 
 def fgsm_at_epsilon(original: Path, hardened: Path, data: Path, fragile: Sequence[int], null: Sequence[int],

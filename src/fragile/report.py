@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fragile.bootstrap import share_ci
 from fragile.comparison import Comparison, SweepResult
 from fragile.errors import FragileError
 from fragile.figures import FIG2, FIG4, fig1_name, fig3_name, figure_names, fragile_sets
@@ -25,7 +24,6 @@ from fragile.markdown import (
     pct_ci,
     pct_value,
     pct_value_ci,
-    signed_pp,
 )
 from fragile.paper import (
     DATASET_NAMES,
@@ -42,6 +40,7 @@ from fragile.paper import (
 )
 from fragile.params import Params
 from fragile.report_claims import claims_section
+from fragile.report_robustness import epsilon_units_section, flags_ci95, intervals_note, robustness_section
 from fragile.results import (
     AttackResult,
     EvaluateResult,
@@ -67,6 +66,7 @@ class ReportInputs:
     training: Mapping[str, Any] | None = None  # dvclive/train/metrics.json
     figures_dir: str = "figures"  # relative to the report
     bootstrap: int = 0  # analysis.bootstrap: resamples for the 95% intervals in the per-ε tables (0: none)
+    input_std: tuple[float, ...] = ()  # the models' input std (evaluate): the paper's ε in normalised units
 
 
 def read_inputs(p: Params, rank_dir: Path, attack_dir: Path, harden_dir: Path, evaluate_dir: Path, metrics: Path,
@@ -80,18 +80,20 @@ def read_inputs(p: Params, rank_dir: Path, attack_dir: Path, harden_dir: Path, e
     absent = [f"epoch_{e}" for e in epochs if e not in headline.checkpoints]
     if absent:
         raise FragileError(f"{metrics} lacks {', '.join(absent)} of train.checkpoints; {rerun(Headline.STAGE)}")
+    evaluations = read_checkpoints(EvaluateResult, evaluate_dir, epochs)
     return ReportInputs(
         config=RunConfig(p.data.dataset, p.model.arch, p.model.stem, p.train.epochs, epochs, p.seed,
                          p.model.source),
         ranks=read_checkpoints(RankResult, rank_dir, epochs),
         attacks=read_checkpoints(AttackResult, attack_dir, epochs),
         hardens=read_checkpoints(HardenResult, harden_dir, epochs),
-        comparisons={e: r.comparison() for e, r in read_checkpoints(EvaluateResult, evaluate_dir, epochs).items()},
+        comparisons={e: r.comparison() for e, r in evaluations.items()},
         headline=headline,
         training=read_json_object(training, "train", ["train", "val"]),
         # markdown links are relative to the report's own folder
         figures_dir=Path(os.path.relpath(figures_dir, out.parent)).as_posix(),
         bootstrap=p.analysis.bootstrap,
+        input_std=tuple(evaluations[epochs[0]].robustness.input_std),
     )
 
 
@@ -214,7 +216,8 @@ def _paper_section(inputs: ReportInputs) -> str:
         + agreement_line(inputs) + "\n\n"
         + markdown_table(["quantity", "paper (published)", "this run", "comparison"], rows) + "\n\n"
         + f"Where the configurations differ (this run: {inputs.config.describe()}):\n\n" + "\n".join(gaps)
-    )
+        + "\n\n" + epsilon_units_section(inputs.config, inputs.attacks, inputs.input_std)
+    ).rstrip()
 
 
 def _figures_section(inputs: ReportInputs) -> str:
@@ -254,7 +257,7 @@ def _stability_text(inputs: ReportInputs) -> str:
 
 
 def _attack_ci(inputs: ReportInputs, attack: AttackResult, kind: str, i: int, percent: bool) -> list[float] | None:
-    return share_ci(attack.per_example[kind][i], inputs.bootstrap, inputs.config.seed, 100.0 if percent else 1.0)
+    return flags_ci95(attack.per_example[kind][i], percent)
 
 
 def _accuracy_section(inputs: ReportInputs) -> str:
@@ -291,10 +294,7 @@ RELATIVE_WHY = ("Relative distances matter after hardening: amplifying S by α m
 
 
 def _ci_note(inputs: ReportInputs) -> str:
-    if inputs.bootstrap <= 0:
-        return "No confidence intervals: analysis.bootstrap is 0."
-    return (f"In brackets: 95% confidence intervals, a percentile bootstrap over the examples "
-            f"({inputs.bootstrap} resamples, seed {inputs.config.seed}).")
+    return intervals_note()
 
 
 def _kernels_section(inputs: ReportInputs) -> str:
@@ -339,7 +339,7 @@ def _sweep_cell(inputs: ReportInputs, sweep: SweepResult, kind: str, i: int) -> 
     percent = kind.startswith("targeted")
     value = (sweep.accuracy(i) if kind == "correct" else
              sweep.targeting_pct(i, "relative" if kind == "targeted_relative" else "absolute"))
-    ci = share_ci(sweep.outcomes(kind, i), inputs.bootstrap, inputs.config.seed, 100.0 if percent else 1.0)
+    ci = flags_ci95(sweep.outcomes(kind, i), percent)
     return pct_value_ci(value, ci) if percent else pct_ci(value, ci)
 
 
@@ -382,36 +382,7 @@ def _headline_section(inputs: ReportInputs) -> str:
             + markdown_table(["epoch", "original clean", "original FGSM", "original PGD", "hardened clean",
                               "hardened white-box", "hardened transfer", "hardened PGD", "on S: original",
                               "on S: hardened", "on S, relative d: original", "on S, relative d: hardened"], rows)
-            + "\n\n" + masking_paragraph(inputs))
-
-
-def masking_paragraph(inputs: ReportInputs) -> str:
-    """Is the hardened model's gain real robustness? One line per checkpoint: its gain over the
-    original under FGSM and under PGD at the headline ε, and the gradient-masking verdict."""
-    eps = inputs.headline.epsilon
-    rule = ("a gain means the paired bootstrap 95% interval of hardened minus original accuracy lies above 0"
-            if inputs.bootstrap > 0 else "a gain means hardened minus original accuracy exceeds 1 pp (no "
-            "intervals: analysis.bootstrap is 0)")
-    lines = [f"**Real robustness or gradient masking?** White-box, at ε = {eps:g}; {rule}."]
-    for ep in inputs.config.checkpoints:
-        g = _headline_block(inputs, ep).gain
-        fgsm = f"FGSM {signed_pp(g['fgsm_whitebox'], g.get('fgsm_whitebox_ci95'))}"
-        if "pgd_whitebox" not in g:
-            lines.append(f"- epoch {ep}: {fgsm}; no PGD at this ε (it is not in attack.pgd_epsilons), so "
-                         "gradient masking cannot be ruled out.")
-            continue
-        pgd = f"PGD {signed_pp(g['pgd_whitebox'], g.get('pgd_whitebox_ci95'))}"
-        if g["gradient_masking"]:
-            verdict = ("the hardened model gains against FGSM but not against PGD: the signature of gradient "
-                       "masking rather than robustness")
-        elif g["fgsm_whitebox_gain"]:
-            verdict = "the gain holds against PGD too, so it is not only gradient masking"
-        elif g["pgd_whitebox_gain"]:
-            verdict = "no gain against FGSM, but a gain against PGD"
-        else:
-            verdict = "no gain against either attack"
-        lines.append(f"- epoch {ep}: {fgsm}, {pgd}: {verdict}.")
-    return "\n".join(lines)
+            + "\n\n" + robustness_section(inputs.headline, inputs.config.checkpoints))
 
 
 def build_report(inputs: ReportInputs) -> str:

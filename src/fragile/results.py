@@ -283,11 +283,28 @@ class PgdCounts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RobustnessRecord:
+    """What the sanity checks and the masking verdict need besides the sweeps: the examples'
+    labels (in example order), the PGD settings, the models' input std (the paper's ε in
+    normalised units) and AutoAttack at `epsilon` per model (fragile.autoattack's
+    `AutoAttackResult.to_dict`; absent unless attack.autoattack)."""
+
+    labels: list[int]
+    pgd_steps: int
+    pgd_step_size: float
+    pgd_restarts: int
+    input_std: list[float]
+    autoattack_original: dict[str, Any] | None = optional()
+    autoattack_hardened: dict[str, Any] | None = optional()
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvaluateResult(ResultFile):
     """results/evaluate/epoch_N.json: exact counts and per-example outcomes per ε of FGSM
     white-box against the original and the hardened model and transferred from the original,
-    and of PGD (absent when attack.pgd_epsilons is empty). The FGSM settings' `per_example`
-    also holds Algorithm 1's outcome on every reading (`reading.<name>`, fragile.comparison)."""
+    and of PGD (absent when attack.pgd_epsilons is empty), and the robustness record. The FGSM
+    settings' `per_example` also holds Algorithm 1's outcome on every reading (`reading.<name>`,
+    fragile.comparison)."""
 
     STAGE: ClassVar[str] = "evaluate"
     FORMAT_VERSION: ClassVar[int] = 2
@@ -302,10 +319,11 @@ class EvaluateResult(ResultFile):
     transfer: SweepCounts
     pgd: PgdCounts | None = optional()
     device: str
+    robustness: RobustnessRecord
 
     @classmethod
     def from_comparison(cls, *, checkpoint: str | os.PathLike[str], epoch: int, layer: str,
-                        comparison: Comparison, device: str) -> EvaluateResult:
+                        comparison: Comparison, device: str, robustness: RobustnessRecord) -> EvaluateResult:
         c = comparison
         pgd = None
         if c.pgd_original is not None and c.pgd_hardened is not None:
@@ -313,7 +331,7 @@ class EvaluateResult(ResultFile):
                             hardened=c.pgd_hardened.counts())
         return cls(checkpoint=str(checkpoint), epoch=epoch, layer=layer, examples=c.original.examples,
                    epsilons=c.original.epsilons, original=c.original.counts(), hardened=c.hardened.counts(),
-                   transfer=c.transfer.counts(), pgd=pgd, device=device)
+                   transfer=c.transfer.counts(), pgd=pgd, device=device, robustness=robustness)
 
     def comparison(self) -> Comparison:
         def sweep(counts: SweepCounts, epsilons: list[float]) -> SweepResult:
@@ -357,6 +375,8 @@ class HeadlineBlock:
     gain: dict[str, Any]
     kernels: KernelCounts
     harden: HardenSummary
+    masking: dict[str, Any]  # the three-way verdict (fragile.robustness_summary)
+    sanity: dict[str, Any]  # per model, each sanity check's pass/fail with its numbers
 
 
 _EPOCH_KEY = re.compile(r"epoch_(\d+)")
@@ -379,19 +399,21 @@ class Headline(ResultFile):
     readings: dict[str, Any]
     kernel_norms: dict[str, Any]
     claims: dict[str, Any]
+    methods: dict[str, str]  # which interval or test each kind of number uses
 
     def to_json(self) -> dict[str, Any]:
         return {FORMAT_KEY: self.FORMAT_VERSION, "epsilon": self.epsilon,
                 **{f"epoch_{epoch}": _plain(block) for epoch, block in self.checkpoints.items()},
                 "layer": self.layer, "stability": _plain(self.stability), "readings": _plain(self.readings),
-                "kernel_norms": _plain(self.kernel_norms), "claims": _plain(self.claims)}
+                "kernel_norms": _plain(self.kernel_norms), "claims": _plain(self.claims),
+                "methods": dict(self.methods)}
 
     @classmethod
     def _from_fields(cls, data: dict[str, Any], reader: _Reader) -> Headline:
         blocks = {key: value for key, value in data.items() if _EPOCH_KEY.fullmatch(key)}
         rest = reader.build(_HeadlineRest, {k: v for k, v in data.items() if k not in blocks}, "")
         return cls(epsilon=rest.epsilon, layer=rest.layer, stability=rest.stability, readings=rest.readings,
-                   kernel_norms=rest.kernel_norms, claims=rest.claims,
+                   kernel_norms=rest.kernel_norms, claims=rest.claims, methods=rest.methods,
                    checkpoints={int(_EPOCH_KEY.fullmatch(key).group(1)): reader.build(HeadlineBlock, value, key)
                                 for key, value in blocks.items()})
 
@@ -406,6 +428,7 @@ class _HeadlineRest:
     readings: dict[str, Any]
     kernel_norms: dict[str, Any]
     claims: dict[str, Any]
+    methods: dict[str, str]
 
 
 # --- the JSON round trip ---------------------------------------------------------------------

@@ -3,11 +3,12 @@ combined plot data, and the stability of the fragile set S across checkpoints.
 
 The summarize stage reads the per-ε counts that evaluate wrote; only an `epsilon` that is
 not on the attack.epsilons grid is computed here (three FGSM attacks at that single ε, see
-`fgsm_off_grid`). So `dvc exp run -S epsilon=...` reruns summarize (and harden) instead of
-the sweeps. PGD is not computed here: it costs `attack.pgd_steps` gradients per example, so
-it runs once, in evaluate, on attack.pgd_epsilons, and the headline carries PGD (and the
-gradient-masking verdict) when `epsilon` is on that grid. Confidence intervals are a seeded
-bootstrap over evaluate's per-example outcomes.
+`fgsm_off_grid`). So `dvc exp run -S epsilon=...` reruns summarize, harden and evaluate (for
+PGD at the new ε), not attack_target's sweeps. PGD is not computed here: it costs `attack.pgd_steps` gradients per example, so
+it runs once, in evaluate, on attack.pgd_grid (which holds `epsilon`: evaluate reads it), and
+the headline carries PGD, AutoAttack when it ran, the sanity checks and the masking verdict
+(fragile.robustness_summary). Shares get exact Clopper–Pearson intervals, hardened-vs-original
+gains Newcombe intervals and exact McNemar p-values (`Headline.methods` names them).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fragile.bootstrap import difference_ci, share_ci
 from fragile.claims_summary import claims_blocks, claims_lines, stability_by_chance
 from fragile.comparison import Comparison, SweepResult
 from fragile.intervals import share
@@ -35,23 +35,24 @@ from fragile.results import (
     HeadlineBlock,
     KernelCounts,
     RankResult,
+    RobustnessRecord,
+)
+from fragile.robustness_summary import (
+    METHODS,
+    add_autoattack,
+    add_gain,
+    autoattack_results,
+    masking_block,
+    sanity_block,
+    share_ci95,
 )
 
 # (epoch, its rank result) -> FGSM original, hardened and transfer at `epsilon` alone
 OffGridAttack = Callable[[int, RankResult], Comparison]
 
-GAIN_MARGIN = 0.01  # without intervals (analysis.bootstrap: 0) a gain must exceed 1 pp of accuracy
-
-
-def is_gain(difference: float, ci95: list[float] | None) -> bool:
-    """Hardened beats original: the paired 95% interval of the difference lies above 0, or,
-    without intervals, the difference exceeds GAIN_MARGIN."""
-    return ci95[0] > 0 if ci95 is not None else difference > GAIN_MARGIN
-
-
 class _Block(dict):
-    """A headline block whose numbers get a `<name>_ci95: [low, high]` sibling when resampling
-    is on. `dvc metrics diff` skips lists, so the diff stays one row per number."""
+    """A headline block whose shares get a `<name>_ci95: [low, high]` sibling (exact
+    Clopper–Pearson). `dvc metrics diff` skips lists, so the diff stays one row per number."""
 
     def __init__(self, resamples: int, seed: int) -> None:
         super().__init__()
@@ -60,22 +61,24 @@ class _Block(dict):
     def share(self, name: str, sweep: SweepResult, kind: str, i: int | None = None) -> None:
         percent = kind.startswith("targeted")
         if kind == "clean":
-            value = sweep.clean_accuracy
+            value, count = sweep.clean_accuracy, sweep.clean_correct
         elif kind == "correct":
-            value = sweep.accuracy(i)
+            value, count = sweep.accuracy(i), sweep.correct[i]
         else:
             value = sweep.targeting_pct(i, "relative" if kind == "targeted_relative" else "absolute")
+            count = (sweep.targeted_relative if kind == "targeted_relative" else sweep.targeted)[i]
         self[name] = value
-        ci = share_ci(sweep.outcomes(kind, i), self.resamples, self.seed, 100.0 if percent else 1.0)
-        if ci is not None:
-            self[f"{name}_ci95"] = ci
+        self[f"{name}_ci95"] = share_ci95(count, sweep.examples, 100.0 if percent else 1.0)
 
 
 def headline(comparison: Comparison, epsilon: float, rank: RankResult, harden: HardenResult,
-             resamples: int = 0, seed: int = 0) -> HeadlineBlock:
-    """Readable names for `dvc metrics diff`: clean, FGSM and PGD accuracy, targeting (absolute
-    and relative distances), |S|, τ, α; with `resamples` > 0 a seeded bootstrap 95% interval
-    beside each accuracy and percentage, and the hardened-minus-original gains."""
+             resamples: int = 0, seed: int = 0, record: RobustnessRecord | None = None,
+             curves: Comparison | None = None) -> HeadlineBlock:
+    """Readable names for `dvc metrics diff`: clean, FGSM, PGD (and AutoAttack) accuracy,
+    targeting (absolute and relative distances), |S|, τ, α, each share with its exact interval,
+    the hardened-minus-original gains with Newcombe intervals and McNemar p-values, the sanity
+    checks on evaluate's grids (`curves`; `comparison` when None) and the masking verdict from
+    evaluate's `record` (the gain gap's bootstrap takes `resamples` and `seed`)."""
     at = comparison.original.at(epsilon)
     original, hardened, transfer = comparison.original, comparison.hardened, comparison.transfer
     fragile, null = len(rank.fragile), len(rank.null)
@@ -92,7 +95,9 @@ def headline(comparison: Comparison, epsilon: float, rank: RankResult, harden: H
     h.share("targeting_pct_transfer", transfer, "targeted", at)
     h.share("targeting_pct_transfer_relative", transfer, "targeted_relative", at)
     gain = _Block(resamples, seed)
+    add_gain(gain, "clean", original.outcomes("clean"), hardened.outcomes("clean"))
     _gain(gain, "fgsm_whitebox", original, hardened, at)
+    add_gain(gain, "fgsm_transfer", original.outcomes("correct", at), transfer.outcomes("correct", at))
     pgd_o, pgd_h = comparison.pgd_original, comparison.pgd_hardened
     if pgd_o is not None and pgd_h is not None and epsilon in pgd_o.epsilons:
         p_at = pgd_o.at(epsilon)
@@ -101,8 +106,9 @@ def headline(comparison: Comparison, epsilon: float, rank: RankResult, harden: H
         h.share("pgd_accuracy_whitebox", pgd_h, "correct", p_at)
         h.share("pgd_targeting_pct", pgd_h, "targeted", p_at)
         _gain(gain, "pgd_whitebox", pgd_o, pgd_h, p_at)
-        # Gains against FGSM that PGD takes away: the signature of gradient masking.
-        gain["gradient_masking"] = gain["fgsm_whitebox_gain"] and not gain["pgd_whitebox_gain"]
+    attacked = autoattack_results(record, epsilon)
+    add_autoattack(o, h, gain, attacked)
+    sanity, checks = sanity_block(curves or comparison, comparison, epsilon, record, attacked)
     return HeadlineBlock(
         examples=original.examples,
         original=dict(o),
@@ -110,17 +116,15 @@ def headline(comparison: Comparison, epsilon: float, rank: RankResult, harden: H
         gain=dict(gain),
         kernels=KernelCounts(fragile=fragile, null=null, fragile_fraction=fragile / (fragile + null)),
         harden=HardenSummary(sigma=harden.sigma, tau=harden.tau, alpha=harden.alpha, rank_kept=harden.rank_kept),
+        masking=masking_block(comparison, epsilon, record, attacked, checks, resamples, seed),
+        sanity=sanity,
     )
 
 
 def _gain(block: _Block, name: str, original: SweepResult, hardened: SweepResult, i: int) -> None:
-    """Hardened minus original accuracy at ε index i, its paired interval, and whether it is a gain."""
-    difference = hardened.accuracy(i) - original.accuracy(i)
-    ci = difference_ci(original.outcomes("correct", i), hardened.outcomes("correct", i), block.resamples, block.seed)
-    block[name] = difference
-    if ci is not None:
-        block[f"{name}_ci95"] = ci
-    block[f"{name}_gain"] = is_gain(difference, ci)
+    """Hardened minus original accuracy at ε index i, its Newcombe interval, McNemar p-value
+    and whether it is a significant gain."""
+    add_gain(block, name, original.outcomes("correct", i), hardened.outcomes("correct", i))
 
 
 def _band(successes: int, examples: int, scale: float = 1.0) -> dict[str, float]:
@@ -208,15 +212,15 @@ def summarize(p: Params, ranks: Mapping[int, RankResult], hardens: Mapping[int, 
     for epoch in p.train.checkpoints:
         curves[epoch] = comparison = evaluations[epoch].comparison()
         if comparison.pgd_original is not None and p.epsilon not in comparison.pgd_original.epsilons:
-            say(f"epoch {epoch}: ε={p.epsilon} is not in attack.pgd_epsilons, so the headline has no PGD "
-                "at it; add it there to check for gradient masking at this ε")
+            say(f"epoch {epoch}: evaluate ran no PGD at ε={p.epsilon}; rerun evaluate (dvc repro) for the "
+                "masking verdict at this ε")
         if p.epsilon not in comparison.original.epsilons:
             say(f"epoch {epoch}: ε={p.epsilon} is not in attack.epsilons; attacking at it now")
             extra = off_grid(epoch, ranks[epoch])
             comparison = dataclasses.replace(comparison, original=extra.original, hardened=extra.hardened,
                                              transfer=extra.transfer)
         blocks[epoch] = block = headline(comparison, p.epsilon, ranks[epoch], hardens[epoch], p.analysis.bootstrap,
-                                         p.seed)
+                                         p.seed, record=evaluations[epoch].robustness, curves=curves[epoch])
         for line in headline_lines(epoch, p.epsilon, block):
             say(line)
     stability = kernel_stability({epoch: rank.fragile for epoch, rank in ranks.items()})
@@ -231,7 +235,7 @@ def summarize(p: Params, ranks: Mapping[int, RankResult], hardens: Mapping[int, 
     for line in claims_lines(claims["claims"]):
         say(line)
     return Headline(epsilon=p.epsilon, checkpoints=blocks, layer=p.analysis.layer, stability=stability,
-                    **claims), plots
+                    methods=METHODS, **claims), plots
 
 
 def headline_lines(epoch: int, epsilon: float, block: HeadlineBlock) -> list[str]:
@@ -244,7 +248,10 @@ def headline_lines(epoch: int, epsilon: float, block: HeadlineBlock) -> list[str
         g = block.gain
         lines.append(f"epoch {epoch} at ε={epsilon}: PGD original {o['pgd_accuracy']:.4f} hardened"
                      f" {h['pgd_accuracy_whitebox']:.4f} | gain FGSM {g['fgsm_whitebox']:+.4f}"
-                     f" PGD {g['pgd_whitebox']:+.4f}{' (gradient masking signature)' if g['gradient_masking'] else ''}")
+                     f" (McNemar p {g['fgsm_whitebox_mcnemar_p']:.3g}) PGD {g['pgd_whitebox']:+.4f}"
+                     f" (McNemar p {g['pgd_whitebox_mcnemar_p']:.3g})")
+    lines.append(f"epoch {epoch} at ε={epsilon}: {block.masking['verdict']}: {block.masking['reason']}; "
+                 f"sanity checks failed: {block.sanity['failed']}")
     return lines
 
 

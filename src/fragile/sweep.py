@@ -81,14 +81,16 @@ def pgd_sweep(
     seed: int = 0,
     device: torch.device | None = None,
     progress: object | None = None,
+    restarts: int = 1,
 ) -> SweepResult:
     """White-box L∞ PGD against `target` with accuracy and Algorithm 1 per ε. Each batch's
     random starts come from a generator seeded with `seed` and the batch's pixels, so a batch
-    gets the same starts whatever came before it (sharded runs equal one process)."""
+    gets the same starts whatever came before it (sharded runs equal one process). With
+    `restarts` > 1 an example counts robust only if it survives every restart."""
 
     def adversary(images: torch.Tensor, labels: torch.Tensor) -> Callable[[float], torch.Tensor]:
         generator = torch.Generator().manual_seed(batch_seed(seed, images))
-        return lambda eps: pgd(target, images, labels, eps, steps, step, generator=generator)
+        return lambda eps: pgd(target, images, labels, eps, steps, step, generator=generator, restarts=restarts)
 
     return _sweep(target, target, batches, epsilons, fragile, null, layer, adversary, device, progress)
 
