@@ -24,7 +24,7 @@ def main(
     figures_dir: Path = typer.Option(..., "--figures", help="The figures stage's PNG folder."),
     out: Path = typer.Option(..., help="The markdown report (figures linked relative to it)."),
     params: Path = typer.Option(..., help="Params file (reads data.dataset, model.arch, model.stem, "
-                                "train.epochs, train.checkpoints, seed, analysis.bootstrap)."),
+                                "train.epochs, train.checkpoints, seed)."),
 ) -> None:
     """Write the results report from the results and metrics files."""
     inputs = read_inputs(load_params(params), rank_dir, attack_dir, harden_dir, evaluate_dir, metrics, training,

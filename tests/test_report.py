@@ -166,7 +166,7 @@ def _with_pgd(epochs: tuple[int, ...] = EPOCHS, resamples: int = 200) -> dict:
     comparisons = {1: masked(hardened_fgsm=60, hardened_pgd=20), 2: masked(hardened_fgsm=60, hardened_pgd=40)}
     blocks = {e: headline(comparisons[e], 0.1, fake.rank(e), fake.harden(e), resamples, 0,
                           record=fake.robustness(100)) for e in epochs}
-    return dict(comparisons=comparisons, bootstrap=resamples,
+    return dict(comparisons=comparisons,
                 headline=dataclasses.replace(fake.headline_metrics(epochs), checkpoints=blocks))
 
 

@@ -65,7 +65,6 @@ class ReportInputs:
     headline: Headline
     training: Mapping[str, Any] | None = None  # dvclive/train/metrics.json
     figures_dir: str = "figures"  # relative to the report
-    bootstrap: int = 0  # analysis.bootstrap: resamples for the 95% intervals in the per-ε tables (0: none)
     input_std: tuple[float, ...] = ()  # the models' input std (evaluate): the paper's ε in normalised units
 
 
@@ -92,7 +91,6 @@ def read_inputs(p: Params, rank_dir: Path, attack_dir: Path, harden_dir: Path, e
         training=read_json_object(training, "train", ["train", "val"]),
         # markdown links are relative to the report's own folder
         figures_dir=Path(os.path.relpath(figures_dir, out.parent)).as_posix(),
-        bootstrap=p.analysis.bootstrap,
         input_std=tuple(evaluations[epochs[0]].robustness.input_std),
     )
 
