@@ -18,6 +18,7 @@ from fragile.claims_summary import (
     claims_epsilon,
     combined_row,
     hardening_claims,
+    reading_summary,
     stability_by_chance,
 )
 from fragile.comparison import Comparison, SweepResult
@@ -60,7 +61,7 @@ def _planted_archive(fragile, kernels=16, examples=300, seed=0):
 def test_a_planted_s_lies_above_chance_on_its_readings_and_a_null_reading_does_not():
     rank = dataclasses.replace(fake.rank(1), fragile=[0, 1, 2, 3, 4], null=list(range(5, 16)))
     archive = _planted_archive(rank.fragile)
-    block, norms, claims = checkpoint_readings(archive, rank, 1, subsets=200, resamples=100, seed=3)
+    block, norms, claims = checkpoint_readings(archive, rank, 1, subsets=200, seed=3)
     for reading in READINGS:
         d = archive[f"{reading}.eps1"]
         baseline = chance_baseline(d, rank.fragile, rank.null, 200, 3)
@@ -81,8 +82,10 @@ def test_a_planted_s_lies_above_chance_on_its_readings_and_a_null_reading_does_n
 
 def test_without_a_chance_baseline_c2_is_inconclusive():
     rank = dataclasses.replace(fake.rank(1), fragile=[0, 1], null=list(range(2, 16)))
-    block, _, claims = checkpoint_readings(_planted_archive(rank.fragile), rank, 1, subsets=0, resamples=0, seed=0)
-    assert "p_value" not in block["conv_absolute"] and "share_ci95" not in block["conv_absolute"]
+    block, _, claims = checkpoint_readings(_planted_archive(rank.fragile), rank, 1, subsets=0, seed=0)
+    assert "p_value" not in block["conv_absolute"]
+    low, high = block["conv_absolute"]["share_ci95"]  # the exact interval needs no resampling
+    assert low <= block["conv_absolute"]["share"] <= high and high > low
     assert {c.verdict for c in claims.values()} == {INCONCLUSIVE}
 
 
@@ -113,13 +116,13 @@ def test_c4_compares_the_same_x_on_both_models_and_c5_the_white_box_accuracies()
     original = _sweep([i < 40 for i in range(n)], [i < 80 for i in range(n)])
     transfer = _sweep([i < 40 for i in range(n)], [i < 50 for i in range(n)])  # bn: 30 examples leave S
     hardened = _sweep([i < 70 for i in range(n)], [True] * n)
-    c4, c5 = hardening_claims(Comparison(original, hardened, transfer), 0, 3, resamples=200, seed=0, alpha=0.05)
+    c4, c5 = hardening_claims(Comparison(original, hardened, transfer), 0, 3, alpha=0.05)
     assert c4["bn_absolute"].verdict == AGREE and c4["bn_absolute"].ours == pytest.approx(-0.3)
     assert c4["bn_absolute"].interval[1] < 0 and "transferred x'" in c4["bn_absolute"].scope
     assert c4["conv_absolute"].verdict == DISAGREE  # unchanged: not lower
     assert c5.verdict == AGREE and c5.ours == pytest.approx(0.3) and c5.p_value < 1e-6
     worse = Comparison(original, _sweep([i < 30 for i in range(n)], [True] * n), transfer)
-    assert hardening_claims(worse, 0, 3, 0, 0, 0.05)[1].verdict == DISAGREE
+    assert hardening_claims(worse, 0, 3, 0.05)[1].verdict == DISAGREE
 
 
 def test_the_overlap_of_s_is_set_against_random_sets_of_the_same_sizes():
@@ -171,3 +174,11 @@ def test_the_headline_carries_the_blocks_through_its_file(tmp_path):
     assert set(again.claims) >= {"C1", "C2", "C3", "C4", "C5", "C2_readings", "C4_readings"}
     assert set(again.readings["epoch_2"]) == set(READINGS)
     assert "expected_jaccard_1_2" in again.stability and "always_fragile_p" in again.stability
+
+
+def test_a_share_of_zero_still_has_an_interval_above_zero():
+    rank = dataclasses.replace(fake.rank(1), fragile=[0, 1], null=[2, 3])
+    distances = np.tile(np.array([0.0, 0.0, 1.0, 1.0]), (500, 1))  # S never moves more than S'
+    block, _, interval = reading_summary(distances, rank.fragile, rank.null, subsets=0, seed=0)
+    assert block["share"] == 0.0 and interval[0] == 0.0
+    assert interval[1] == pytest.approx(1 - 0.025 ** (1 / 500), abs=1e-6)  # Clopper–Pearson's upper end at 0 of n

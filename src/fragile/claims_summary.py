@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fragile.bootstrap import difference_ci, mean_ci, outcomes
+from fragile.bootstrap import outcomes
 from fragile.chance import ChanceBaseline, chance_baseline, example_targets
 from fragile.claims import (
     AGREE,
@@ -39,6 +39,7 @@ from fragile.claims import (
     targeting_claim,
 )
 from fragile.comparison import READING_KIND, Comparison
+from fragile.intervals import paired, share_of
 from fragile.overlap import pair_overlap, persistence
 from fragile.params import Params
 from fragile.results import RankResult
@@ -74,15 +75,13 @@ def archive_distances(archive: Mapping[str, np.ndarray], reading: str, index: in
 
 
 def reading_summary(distances: np.ndarray, fragile: Sequence[int], null: Sequence[int], subsets: int,
-                    resamples: int, seed: int) -> tuple[dict[str, Any], ChanceBaseline | None, list[float] | None]:
-    """One reading at one ε: the share of examples attacking S, its bootstrap 95% interval, and
-    its chance baseline (None when `subsets` is 0)."""
+                    seed: int) -> tuple[dict[str, Any], ChanceBaseline | None, list[float]]:
+    """One reading at one ε: the share of examples attacking S, its exact (Clopper–Pearson) 95%
+    interval (never of width 0, also at 0 of n), and its chance baseline (None when `subsets` is 0)."""
     flags = example_targets(distances, fragile, null)
-    block: dict[str, Any] = {"share": float(flags.mean())}
-    interval = None
-    if resamples > 0:
-        interval = [round(v, 6) for v in mean_ci(flags.astype(float), resamples, seed)]
-        block["share_ci95"] = interval
+    exact = share_of(flags)
+    interval = [round(exact.low, 6), round(exact.high, 6)]
+    block: dict[str, Any] = {"share": float(flags.mean()), "share_ci95": interval}
     baseline = chance_baseline(distances, fragile, null, subsets, seed) if subsets > 0 else None
     if baseline is not None:
         block.update({key: baseline.to_dict()[key] for key in
@@ -97,7 +96,7 @@ def _spearman(norms: np.ndarray, distances: np.ndarray) -> float | None:
 
 
 def checkpoint_readings(archive: Mapping[str, np.ndarray], rank: RankResult, index: int, subsets: int,
-                        resamples: int, seed: int, alpha: float = 0.05,
+                        seed: int, alpha: float = 0.05,
                         tolerance: float = 0.10) -> tuple[dict[str, Any], dict[str, Any], dict[str, Claim]]:
     """(readings block, kernel-norms block, C2 per reading) of one checkpoint at ε index `index`;
     each reading's block also has its share, percentile and p-value at every ε (`by_epsilon`)."""
@@ -110,18 +109,18 @@ def checkpoint_readings(archive: Mapping[str, np.ndarray], rank: RankResult, ind
         by_eps: dict[str, list[Any]] = {"epsilon": grid, "share": [], "percentile": [], "p_value": []}
         for i in range(len(grid)):
             block, baseline, _ = reading_summary(archive_distances(archive, reading, i), rank.fragile, rank.null,
-                                                 subsets, 0, seed)
+                                                 subsets, seed)
             by_eps["share"].append(block["share"])
             by_eps["percentile"].append(baseline.percentile if baseline else None)
             by_eps["p_value"].append(baseline.p_value if baseline else None)
         distances = archive_distances(archive, reading, index)
-        block, baseline, interval = reading_summary(distances, rank.fragile, rank.null, subsets, resamples, seed)
+        block, baseline, interval = reading_summary(distances, rank.fragile, rank.null, subsets, seed)
         readings[reading] = {**block, "by_epsilon": by_eps}
         scope = f"epoch {rank.epoch}, ε = {grid[index]:g}, {reading}"
-        claims[reading] = (targeting_claim(baseline, tuple(interval) if interval else None, scope, alpha, tolerance)
+        claims[reading] = (targeting_claim(baseline, tuple(interval), scope, alpha, tolerance)
                            if baseline is not None else
                            Claim("C2", STATEMENTS["C2"], PAPER["C2"], PAPER_TARGETING_SHARE, block["share"],
-                                 tuple(interval) if interval else None, INCONCLUSIVE,
+                                 tuple(interval), INCONCLUSIVE,
                                  "no chance baseline (analysis.chance_subsets: 0)", scope))
         spearman[reading] = _spearman(archive["weight_norm"], distances)
         spearman_bn[reading] = _spearman(archive["bn_weight_norm"], distances)
@@ -133,8 +132,7 @@ def checkpoint_readings(archive: Mapping[str, np.ndarray], rank: RankResult, ind
     return readings, {**norms, "spearman_weight_norm": spearman, "spearman_bn_weight_norm": spearman_bn}, claims
 
 
-def hardening_claims(comparison: Comparison, index: int, epoch: int, resamples: int, seed: int,
-                     alpha: float) -> tuple[dict[str, Claim], Claim]:
+def hardening_claims(comparison: Comparison, index: int, epoch: int, alpha: float) -> tuple[dict[str, Claim], Claim]:
     """(C4 per reading, C5) of one checkpoint at ε index `index`. C4 reads Algorithm 1 on the
     original's FGSM examples x' fed to the original (white-box) and to the hardened model
     (transfer): the same x' for both. C5: white-box FGSM accuracy of each model."""
@@ -150,15 +148,15 @@ def hardening_claims(comparison: Comparison, index: int, epoch: int, resamples: 
                                 "evaluate recorded no outcomes on this reading", scope)
             continue
         first, second = outcomes(before), outcomes(after)
-        ci = difference_ci(before, after, resamples, seed)
+        change = paired(first, second)  # Newcombe's interval for the paired difference
         c4[reading] = hardening_targeting_claim(float(first.mean()), float(second.mean()),
-                                                mcnemar_p_value(first, second), tuple(ci) if ci else None,
+                                                mcnemar_p_value(first, second), (change.low, change.high),
                                                 scope, alpha)
     before = comparison.original.outcomes("correct", index)
     after = comparison.hardened.outcomes("correct", index)
-    ci = difference_ci(before, after, resamples, seed)
+    change = paired(outcomes(before), outcomes(after))
     c5 = hardening_accuracy_claim(comparison.original.accuracy(index), comparison.hardened.accuracy(index),
-                                  mcnemar_p_value(outcomes(before), outcomes(after)), tuple(ci) if ci else None,
+                                  mcnemar_p_value(outcomes(before), outcomes(after)), (change.low, change.high),
                                   f"epoch {epoch}, ε = {eps:g}, white-box FGSM", alpha)
     return c4, c5
 
@@ -207,7 +205,7 @@ def claims_blocks(p: Params, ranks: Mapping[int, RankResult], comparisons: Mappi
         archive = archives.get(epoch)
         if archive is not None:
             block, norm_block, claims = checkpoint_readings(
-                archive, rank, claims_epsilon(eps, list(archive["epsilons"])), a.chance_subsets, a.bootstrap, p.seed,
+                archive, rank, claims_epsilon(eps, list(archive["epsilons"])), a.chance_subsets, p.seed,
                 a.significance, a.claim_tolerance)
             readings[epoch_key(epoch)], norms[epoch_key(epoch)] = block, norm_block
         else:
@@ -216,7 +214,7 @@ def claims_blocks(p: Params, ranks: Mapping[int, RankResult], comparisons: Mappi
         for reading, claim in claims.items():
             c2[reading][epoch] = claim
         c4_epoch, c5[epoch] = hardening_claims(comparisons[epoch], comparisons[epoch].original.at(eps), epoch,
-                                               a.bootstrap, p.seed, a.significance)
+                                               a.significance)
         for reading, claim in c4_epoch.items():
             c4[reading][epoch] = claim
     kernels = len(ranks[epochs[0]].fragile) + len(ranks[epochs[0]].null)

@@ -141,8 +141,9 @@ def claims_section(headline: Headline, ranks: Mapping[int, RankResult]) -> str:
         f"{PAPER_READING}); C2, C4 and C5 per checkpoint, a claim's verdict being the checkpoints' when they "
         "agree and inconclusive when they differ. agree: the paper's effect is there, significant (and, for a "
         "number, near the paper's); disagree: our estimate does not point the paper's way; inconclusive: the "
-        "rest. Intervals are 95%; C1's is exact (Clopper–Pearson) over the checkpoints, the others a bootstrap "
-        "over the examples. C2 is judged against random kernel sets of |S| (chance baseline), C3 against "
+        "rest. Intervals are 95%: C1's and C2's exact (Clopper–Pearson; C1 over the checkpoints' kernels, C2 "
+        "over the examples), C4's and C5's Newcombe's interval for a paired difference with the exact McNemar "
+        "test. C2 is judged against random kernel sets of |S| (chance baseline), C3 against "
         "independent random sets of the same sizes, C4 on the original's adversarial examples x' fed to both "
         "models, C5 white-box. Numbers: `claims` in metrics/headline.json (code 1 agree, 0 inconclusive, "
         "−1 disagree).",
