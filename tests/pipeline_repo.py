@@ -19,7 +19,7 @@ TINY = {
     "epsilon": 0.1,
     "train": {"epochs": 1, "checkpoints": [1], "batch_size": 128},
     "rank": {"max_examples": 100, "batch_size": 50},
-    "attack": {"epsilons": [0.0, 0.1, 0.2], "max_examples": 40, "batch_size": 40},
+    "attack": {"epsilons": [0.0, 0.1, 0.2], "max_examples": 40, "batch_size": 40, "pgd_epsilons": [0.1]},
     "harden": {"search_examples": 40},
     "evaluate": {"max_examples": 40, "batch_size": 40},
 }

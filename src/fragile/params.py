@@ -165,7 +165,7 @@ class AttackParams:
     max_examples: int = 1000
     batch_size: int = 250
     distance: str = "absolute"  # Algorithm 1's d_k: absolute (the paper) | relative (d_k / ‖f_L(x)_k‖)
-    pgd_epsilons: tuple[float, ...] = (0.1,)  # the headline ε and sanity_epsilon are always added (pgd_grid)
+    pgd_epsilons: tuple[float, ...] = ()  # the headline ε and sanity_epsilon are always added (pgd_grid)
     pgd_steps: int = 10  # fewer than 10: the masking verdict is "not assessed"
     pgd_step_size: float = 0.0  # 0: 2.5·ε/pgd_steps (Madry et al.)
     pgd_restarts: int = 1  # random restarts; an example is robust only if it survives every one
