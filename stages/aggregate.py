@@ -23,6 +23,8 @@ def main(
     out: Path = typer.Option(None, help="Also write the long table (group, metric, n, mean, std, seeds) as CSV."),
     baseline: bool = typer.Option(False, "--baseline/--no-baseline", help="Count the baseline commit as a run too."),
     metrics_file: str = typer.Option(METRICS_FILE, "--metrics-file", help="Which metrics file to aggregate."),
+    match: list[str] = typer.Option([], "--match", help="Only metrics matching this shell pattern, e.g. "
+                                    "'claims.*.code' (repeatable)."),
 ) -> None:
     """Group finished experiments by every param except seed; print mean ± std (n) per metric."""
     if source is not None:
@@ -32,7 +34,7 @@ def main(
             raise FragileError(f"{source} not found; save one with `dvc exp show --json > {source}`") from None
     else:
         text, where = _exp_show(), "`dvc exp show --json`"
-    table = aggregate(finished_runs(parse_show(text, where), metrics_file, baseline))
+    table = aggregate(finished_runs(parse_show(text, where), metrics_file, baseline), match)
     typer.echo(markdown(table), nl=False)
     if out is not None:
         write_csv(out, table)

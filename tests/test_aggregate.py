@@ -58,6 +58,7 @@ def test_finished_experiments_grouped_by_every_param_but_seed():
     conv1 = table.loc[("conv1", "epoch_2.original.fgsm_accuracy")]
     assert conv1["n"] == 3 and conv1["mean"] == pytest.approx(0.6) and conv1["std"] == pytest.approx(0.1)
     assert conv1["seeds"] == "0, 1, 2" and conv1["group"] == "analysis.layer=conv1"
+    assert conv1["per_seed"] == "0.5, 0.6, 0.7"  # in the order of the seeds
     deep = table.loc[("layer2.0.conv2", "stability.always_fragile_count")]
     assert deep["n"] == 2 and deep["mean"] == pytest.approx(42) and deep["std"] == pytest.approx(math.sqrt(8))
     assert "epsilon" not in table.index.get_level_values("metric")  # a param echoed in the metrics
@@ -73,14 +74,22 @@ def test_the_baseline_counts_only_when_asked_and_a_single_run_has_no_std():
 def test_the_command_prints_markdown_and_writes_csv(tmp_path, capsys):
     saved = tmp_path / "exps.json"
     saved.write_text(json.dumps(show_json()), encoding="utf-8")
-    aggregate_command(source=saved, out=tmp_path / "seeds.csv", baseline=False, metrics_file="metrics/headline.json")
+    aggregate_command(source=saved, out=tmp_path / "seeds.csv", baseline=False, metrics_file="metrics/headline.json",
+                      match=[])
     text = capsys.readouterr().out
     assert "### analysis.layer=conv1 (seeds 0, 1, 2)" in text
-    assert "| epoch_2.original.fgsm_accuracy | 0.6 ± 0.1 | 3 |" in text
-    assert "| stability.always_fragile_count | 42 ± 2.8 | 2 |" in text
+    assert "| epoch_2.original.fgsm_accuracy | 0.6 ± 0.1 | 0.5, 0.6, 0.7 | 3 |" in text
+    assert "| stability.always_fragile_count | 42 ± 2.8 | 40, 44 | 2 |" in text
     csv = pd.read_csv(tmp_path / "seeds.csv")
-    assert list(csv.columns) == ["analysis.layer", "group", "metric", "n", "mean", "std", "seeds"]
+    assert list(csv.columns) == ["analysis.layer", "group", "metric", "n", "mean", "std", "seeds", "per_seed"]
     assert len(csv) == 4
+
+
+def test_match_keeps_only_the_named_metrics(tmp_path, capsys):
+    table = aggregate(finished_runs(show_json()), match=["stability.*"])
+    assert set(table["metric"]) == {"stability.always_fragile_count"}
+    with pytest.raises(FragileError, match="no metric matches claims"):
+        aggregate(finished_runs(show_json()), match=["claims.*"])
 
 
 def test_nothing_finished_is_a_clear_error(tmp_path, capsys):
@@ -88,5 +97,6 @@ def test_nothing_finished_is_a_clear_error(tmp_path, capsys):
         aggregate(finished_runs([show_json()[0]]))
     (tmp_path / "bad.json").write_text("not json", encoding="utf-8")
     with pytest.raises(SystemExit):
-        aggregate_command(source=tmp_path / "bad.json", out=None, baseline=False, metrics_file="metrics/headline.json")
+        aggregate_command(source=tmp_path / "bad.json", out=None, baseline=False, metrics_file="metrics/headline.json",
+                          match=[])
     assert "is not JSON" in capsys.readouterr().err

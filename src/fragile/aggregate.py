@@ -9,8 +9,9 @@ std is the sample standard deviation (ddof = 1): undefined (empty) for a group o
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -73,11 +74,14 @@ def finished_runs(show: Any, metrics_file: str = METRICS_FILE, baseline: bool = 
     return [run for run in runs if run is not None]
 
 
-def aggregate(runs: list[dict[str, Any]]) -> pd.DataFrame:
-    """Long table: the params that differ between groups, then group, metric, n, mean, std, seeds.
+def aggregate(runs: list[dict[str, Any]], match: Sequence[str] = ()) -> pd.DataFrame:
+    """Long table: the params that differ between groups, then group, metric, n, mean, std, seeds
+    and each seed's value (`per_seed`, in the order of `seeds`: a verdict code per seed shows
+    whether a conclusion holds for every seed, which a mean hides).
 
     Metrics that are not numbers (lists, strings) and metrics that repeat a param (the headline's
-    `epsilon`) are left out.
+    `epsilon`) are left out; with `match` (shell patterns such as `claims.*.code`), so is every
+    metric that matches none of them.
     """
     if not runs:
         raise FragileError("no finished experiments to aggregate; run `dvc exp run --queue -S seed=0,1,2` "
@@ -93,10 +97,16 @@ def aggregate(runs: list[dict[str, Any]]) -> pd.DataFrame:
         metrics = pd.DataFrame([_numeric(runs[i]["metrics"], runs[i]["params"]) for i in members])
         seeds = ", ".join(str(runs[i]["params"].get(SEED, "?")) for i in members)
         for metric in metrics.columns:
+            if match and not any(fnmatch.fnmatchcase(metric, pattern) for pattern in match):
+                continue
             values = metrics[metric].dropna()
+            per_seed = ", ".join("–" if pd.isna(v) else f"{v:.4g}" for v in metrics[metric])
             rows.append({**{k: params.loc[members[0], k] for k in keys}, "group": label, "metric": metric,
-                         "n": len(values), "mean": values.mean(), "std": values.std(ddof=1), "seeds": seeds})
-    return pd.DataFrame(rows, columns=[*keys, "group", "metric", "n", "mean", "std", "seeds"])
+                         "n": len(values), "mean": values.mean(), "std": values.std(ddof=1), "seeds": seeds,
+                         "per_seed": per_seed})
+    if not rows:
+        raise FragileError(f"no metric matches {', '.join(match)}; see the names with `dvc metrics show`")
+    return pd.DataFrame(rows, columns=[*keys, "group", "metric", "n", "mean", "std", "seeds", "per_seed"])
 
 
 def _numeric(metrics: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, float]:
@@ -106,14 +116,14 @@ def _numeric(metrics: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str,
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """One markdown table per group: metric | mean ± std | n."""
+    """One markdown table per group: metric | mean ± std | per seed | n."""
     from fragile.markdown import markdown_table
 
     parts = []
     for label, group in table.groupby("group", sort=False):
-        rows = [[row.metric, _mean_std(row.mean, row.std), row.n] for row in group.itertuples()]
+        rows = [[row.metric, _mean_std(row.mean, row.std), row.per_seed, row.n] for row in group.itertuples()]
         parts.append(f"### {label} (seeds {group['seeds'].iloc[0]})\n\n"
-                     + markdown_table(["metric", "mean ± std", "n"], rows))
+                     + markdown_table(["metric", "mean ± std", "per seed", "n"], rows))
     return "\n\n".join(parts) + "\n"
 
 
