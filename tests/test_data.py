@@ -119,7 +119,8 @@ def test_stratified_split_is_seeded_and_per_class():
 def test_prepared_folder_round_trip_and_tamper_detection(tmp_path):
     raw = load_raw(DataParams())
     splits = make_splits(raw, DataParams(), seed=0)
-    assert [len(splits[s]) for s in ("train", "val", "test")] == [3600, 400, 1000]
+    # The default val_fraction 0.2 of the 4,000 digits left after the 1,000 test digits: 800 ranking examples
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [3200, 800, 1000]
     manifest = write_prepared(tmp_path, splits, 10, "mnist5k")
     assert manifest["splits"]["test"]["counts_per_class"] == [100] * 10
     loaded = load_split(tmp_path, "val")

@@ -97,7 +97,9 @@ def test_remote_clone_pull_and_run_cache(repo, tmp_path):
     sh("git", "commit", "-qam", "add a DVC remote", cwd=repo)
     # Someone computes another ε and shares it through the run-cache, without committing it.
     sh("dvc", "exp", "run", "-S", "epsilon=0.2", cwd=repo)
-    sh("git", "checkout", "--", "params.yaml", cwd=repo)
+    # Back to the committed state (params, dvc.lock and the git-tracked metrics): the experiment
+    # stays only in the run-cache, and push sends the committed outputs with it.
+    sh("git", "checkout", "--", ".", cwd=repo)
     sh("dvc", "checkout", cwd=repo)
     sh("dvc", "push", "--run-cache", cwd=repo)
 
