@@ -32,6 +32,15 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 
 @pytest.fixture
+def one_thread():
+    """torch on one thread: attacks of many tiny passes only contend for a shared machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def tiny_model() -> FragileNet:
     """A real torchvision resnet18 (1 input channel, 10 classes), seeded, in eval mode,
     with non-trivial BatchNorm statistics so that dropping kernels matters."""

@@ -27,13 +27,7 @@ def tiny_net(quantised: bool) -> nn.Module:
     return nn.Sequential(*front, nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10)).eval()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These attacks run many tiny passes; threads only contend on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def examples(model: nn.Module, n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,12 +26,7 @@ torchattacks = pytest.importorskip("torchattacks")
 EPSILON = 0.05
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def examples(model: nn.Module, n: int = 12) -> Split:
