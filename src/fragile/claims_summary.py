@@ -107,14 +107,14 @@ def checkpoint_readings(archive: Mapping[str, np.ndarray], rank: RankResult, ind
     spearman_bn: dict[str, Any] = {}
     for reading in READINGS:
         by_eps: dict[str, list[Any]] = {"epsilon": grid, "share": [], "percentile": [], "p_value": []}
-        for i in range(len(grid)):
-            block, baseline, _ = reading_summary(archive_distances(archive, reading, i), rank.fragile, rank.null,
-                                                 subsets, seed)
-            by_eps["share"].append(block["share"])
-            by_eps["percentile"].append(baseline.percentile if baseline else None)
-            by_eps["p_value"].append(baseline.p_value if baseline else None)
+        summaries = [reading_summary(archive_distances(archive, reading, i), rank.fragile, rank.null, subsets, seed)
+                     for i in range(len(grid))]
+        for each, each_baseline, _ in summaries:
+            by_eps["share"].append(each["share"])
+            by_eps["percentile"].append(each_baseline.percentile if each_baseline else None)
+            by_eps["p_value"].append(each_baseline.p_value if each_baseline else None)
+        block, baseline, interval = summaries[index]  # the claims' ε: computed once, above
         distances = archive_distances(archive, reading, index)
-        block, baseline, interval = reading_summary(distances, rank.fragile, rank.null, subsets, seed)
         readings[reading] = {**block, "by_epsilon": by_eps}
         scope = f"epoch {rank.epoch}, ε = {grid[index]:g}, {reading}"
         claims[reading] = (targeting_claim(baseline, tuple(interval), scope, alpha, tolerance)
