@@ -1,10 +1,10 @@
-"""Seeded percentile-bootstrap 95% confidence intervals for shares of examples (numpy only).
+"""Seeded percentile-bootstrap 95% intervals of per-example means (numpy only), and the
+per-example outcome strings the sweeps store.
 
-Every accuracy and targeting percentage is the mean of a 0/1 outcome per example. The
-bootstrap redraws the examples with replacement `resamples` times and takes the 2.5th and
-97.5th percentiles of the redrawn means. The redraws depend only on (seed, n, resamples), so
-every number over the same examples uses the same redraws: a difference between two
-settings (e.g. hardened minus original accuracy) is a paired bootstrap.
+Shares and paired gains have exact intervals (fragile.intervals); the bootstrap is kept where
+no exact one fits: the mean per-example masking gap (FGSM gain minus strong-attack gain, in
+{−2, …, 2}). It redraws the examples with replacement `resamples` times and takes the 2.5th
+and 97.5th percentiles of the redrawn means; the redraws depend only on (seed, n, resamples).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import functools
 import numpy as np
 
 LEVEL = 0.95
-DIGITS = 6  # interval ends are rounded: percentile interpolation leaves float noise (55.195000000000001)
 
 
 def outcomes(flags: str) -> np.ndarray:
@@ -35,22 +34,3 @@ def mean_ci(values: np.ndarray, resamples: int, seed: int) -> tuple[float, float
     means = values[_indices(values.size, resamples, seed)].mean(axis=1)
     low, high = np.percentile(means, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
     return float(low), float(high)
-
-
-def share_ci(flags: str, resamples: int, seed: int, scale: float = 1.0) -> list[float] | None:
-    """[low, high] of the share of '1's in `flags` (times `scale`, e.g. 100 for percent);
-    None when there is nothing to resample (no flags stored, or resamples = 0)."""
-    if not flags or resamples <= 0:
-        return None
-    low, high = mean_ci(outcomes(flags), resamples, seed)
-    return [round(scale * low, DIGITS), round(scale * high, DIGITS)]
-
-
-def difference_ci(first: str, second: str, resamples: int, seed: int) -> list[float] | None:
-    """[low, high] of share(second) − share(first) over the same examples (paired)."""
-    if not first or not second or resamples <= 0:
-        return None
-    if len(first) != len(second):
-        raise ValueError(f"paired outcomes differ in length: {len(first)} vs {len(second)}")
-    low, high = mean_ci(outcomes(second).astype(float) - outcomes(first), resamples, seed)
-    return [round(low, DIGITS), round(high, DIGITS)]
