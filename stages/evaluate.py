@@ -9,8 +9,9 @@ import typer
 from fragile.checkpoint_run import open_checkpoint
 from fragile.comparison import comparison_lines, comparison_table
 from fragile.errors import reports_errors
-from fragile.evaluation import evaluate_checkpoint
+from fragile.evaluation import evaluate_checkpoint, reusable_sweep
 from fragile.params import load_params
+from fragile.results import AttackResult
 from fragile.tables import write_csv
 
 
@@ -20,6 +21,8 @@ def main(
     hardened: Path = typer.Option(..., help="Hardened checkpoint (models/hardened/epoch_<N>.pt)."),
     data: Path = typer.Option(..., help="Prepared data folder."),
     sets: Path = typer.Option(..., help="The rank stage's JSON with S and S'."),
+    attack: Path = typer.Option(None, help="attack_target's JSON of the same checkpoint: its FGSM sweep is the "
+                                "original model's when it ran on the same examples, batch size, S and ε."),
     results: Path = typer.Option(..., help="JSON with the counts and per-example outcomes per ε for original, "
                                  "hardened and transfer (FGSM), PGD, and the robustness record (labels, "
                                  "AutoAttack)."),
@@ -32,10 +35,12 @@ def main(
                           p.evaluate.batch_size, sets=sets)
     if run is None:  # re-run under torchrun, whose processes did the work
         return
-    result = evaluate_checkpoint(run, hardened, p)
+    reused = reusable_sweep(AttackResult.read(attack), run, p.attack.epsilons) if attack is not None else None
+    result = evaluate_checkpoint(run, hardened, p, original_sweep=reused)
     if not run.is_main:  # rank 0 writes the outputs
         return
-    typer.echo(f"{model}: {result.examples} test examples on {run.where()}")
+    typer.echo(f"{model}: {result.examples} test examples on {run.where()}; original FGSM sweep "
+               + (f"from {attack}" if reused is not None else "run here"))
     comparison = result.comparison()
     write_csv(curves, comparison_table(comparison))
     result.write(results)

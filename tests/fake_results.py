@@ -82,7 +82,8 @@ def attack(epoch: int) -> AttackResult:
     c = comparison(epoch)
     return AttackResult.from_sweeps(checkpoint=f"models/original/{checkpoint_file(epoch)}", epoch=epoch,
                                     layer="conv1", fgsm=c.original, pgd=c.pgd_original, distance="absolute",
-                                    pgd_steps=3, pgd_step_size=0.0, device="cpu")
+                                    pgd_steps=3, pgd_step_size=0.0, device="cpu", batch_size=100,
+                                    fragile=rank(epoch).fragile, null=rank(epoch).null)
 
 
 def archive(epoch: int, examples: int = EXAMPLES) -> dict[str, np.ndarray]:

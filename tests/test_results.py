@@ -69,7 +69,9 @@ def test_an_evaluate_result_gives_back_the_comparison_it_was_made_of():
 def test_an_attack_result_records_both_distances_and_the_chosen_one():
     sweep = fake.comparison(1).original
     result = AttackResult.from_sweeps(checkpoint="m/epoch_1.pt", epoch=1, layer="conv1", fgsm=sweep, pgd=None,
-                                      distance="relative", pgd_steps=3, pgd_step_size=0.0, device="cpu")
+                                      distance="relative", pgd_steps=3, pgd_step_size=0.0, device="cpu",
+                                      batch_size=50, fragile=[0, 2], null=[1, 3])
+    assert (result.batch_size, result.fragile, result.null) == (50, [0, 2], [1, 3])
     assert result.targeting_pct == result.targeting_pct_relative == [sweep.targeting_pct(i, "relative")
                                                                       for i in range(len(fake.EPSILONS))]
     assert result.targeting_pct_absolute == [sweep.targeting_pct(i) for i in range(len(fake.EPSILONS))]

@@ -40,6 +40,7 @@ class CheckpointRun:
     sets: tuple[list[int], list[int]] | None  # (S, S') when a rank result was given
     part: Split  # this process's batches (all of them alone)
     batch_size: int
+    examples: int  # over all processes
     device: torch.device
     ctx: distributed.Context
 
@@ -105,4 +106,4 @@ def open_checkpoint(stage: str, checkpoint: str | os.PathLike[str], data: str | 
     to_device(model, device)
     return CheckpointRun(checkpoint=Path(checkpoint), model=model, meta=meta, layer=layer, conv=conv,
                          sets=kernel_sets, part=distributed.shard(examples, batch_size, ctx), batch_size=batch_size,
-                         device=device, ctx=ctx)
+                         examples=len(examples), device=device, ctx=ctx)

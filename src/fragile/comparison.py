@@ -70,6 +70,17 @@ class SweepResult(SweepCounts):
             per_example=_joined(self.per_example, other.per_example),
         )
 
+    @classmethod
+    def from_outcomes(cls, epsilons: list[float], per_example: dict[str, Any]) -> SweepResult:
+        """The sweep whose per-example outcomes are `per_example` (as `record` wrote them):
+        every count is recounted from the strings, so it equals the sweep that recorded them."""
+        clean = per_example.get("clean", "")
+        counts = {kind: [flags.count("1") for flags in per_example[kind]] if kind in per_example else []
+                  for kind in FLAG_KINDS}
+        return cls(list(epsilons), len(clean), clean_correct=clean.count("1"),
+                   per_example={kind: (list(v) if isinstance(v, list) else v) for kind, v in per_example.items()},
+                   **counts)
+
     def record_clean(self, correct: list[bool]) -> None:
         self.clean_correct += sum(correct)
         self.per_example["clean"] = self.per_example.get("clean", "") + _flags(correct)

@@ -21,10 +21,10 @@ from fragile.devices import pick_device, to_device
 from fragile.hardening import HardenReport, harden_model
 from fragile.models import FragileNet, conv_layer
 from fragile.params import EvaluateParams, Params
-from fragile.results import EvaluateResult, NoiseTrialRow
+from fragile.results import AttackResult, EvaluateResult, NoiseTrialRow
 from fragile.robustness_run import robustness_record
 from fragile.sweep import fgsm_sweep, pgd_sweep
-from fragile.targeting import following_batchnorm
+from fragile.targeting import READINGS, following_batchnorm
 
 NOISE_SEARCH_BATCH = 250
 
@@ -83,9 +83,11 @@ def compare(
     progress: Callable[[int], None] | None = None,
     pgd: PgdSettings | None = None,
     layer: str = "conv1",
+    original_sweep: SweepResult | None = None,
 ) -> Comparison:
     """FGSM white-box against each model and transferred from the original; with `pgd`
-    (and a non-empty grid) also PGD white-box against each model."""
+    (and a non-empty grid) also PGD white-box against each model. `original_sweep`: the
+    original's white-box FGSM sweep when it has been run already (`reusable_sweep`)."""
     def sweep(target: FragileNet, source: FragileNet | None = None) -> SweepResult:
         return fgsm_sweep(
             target, batches(), epsilons, fragile, null, conv_layer(target, layer),
@@ -100,23 +102,40 @@ def compare(
                          pgd.step, pgd.seed, device=device, progress=progress, restarts=pgd.restarts)
 
     return Comparison(
-        original=sweep(original), hardened=sweep(hardened), transfer=sweep(hardened, source=original),
+        original=original_sweep if original_sweep is not None else sweep(original), hardened=sweep(hardened), transfer=sweep(hardened, source=original),
         pgd_original=pgd_run(original), pgd_hardened=pgd_run(hardened),
     )
 
 
-def evaluate_checkpoint(run: CheckpointRun, hardened: str | os.PathLike[str], p: Params) -> EvaluateResult:
+def reusable_sweep(attack: AttackResult, run: CheckpointRun, epsilons: Sequence[float]) -> SweepResult | None:
+    """attack_target's FGSM sweep of `run`'s model, rebuilt from its per-example outcomes, when
+    it ran on exactly what evaluate would run it on (checkpoint, layer, device type, examples,
+    batch size, S and S', ε grid): then evaluate's own sweep of the original would repeat it
+    outcome for outcome. None otherwise (evaluate runs the sweep itself), and under torchrun,
+    where each process sweeps its own shard."""
+    same = run.ctx.world_size == 1 and (
+        attack.checkpoint == str(run.checkpoint) and attack.layer == run.layer and attack.device == run.device.type
+        and attack.examples == run.examples and attack.batch_size == run.batch_size
+        and attack.fragile == run.fragile and attack.null == run.null and attack.epsilons == list(epsilons)
+        and all(reading in attack.readings for reading in READINGS)
+    )
+    return SweepResult.from_outcomes(attack.epsilons, attack.per_example) if same else None
+
+
+def evaluate_checkpoint(run: CheckpointRun, hardened: str | os.PathLike[str], p: Params,
+                        original_sweep: SweepResult | None = None) -> EvaluateResult:
     """`run`'s model against its hardened checkpoint on attack.epsilons (FGSM) and PGD on
     attack.pgd_grid (attack.pgd_epsilons, `epsilon` and attack.sanity_epsilon; both models from
     the same seeded starts, attack.pgd_restarts each), with the robustness record (AutoAttack
-    at `epsilon` when attack.autoattack)."""
+    at `epsilon` when attack.autoattack). `original_sweep` (from `reusable_sweep`) replaces the
+    original model's FGSM sweep."""
     a = p.attack
     pgd = PgdSettings(list(a.pgd_grid(p.epsilon)), a.pgd_steps, a.pgd_step_size, p.seed, a.pgd_restarts)
     hard = run.load_peer(hardened)
-    sweeps = 3 + (2 if pgd.epsilons else 0)
+    sweeps = (2 if original_sweep is not None else 3) + (2 if pgd.epsilons else 0)
     comparison = run.combine("evaluate", lambda advance: compare(
         run.model, hard, run.batches, list(a.epsilons), run.fragile, run.null, run.device, advance, pgd=pgd,
-        layer=run.layer,
+        layer=run.layer, original_sweep=original_sweep,
     ), passes=sweeps)
     return EvaluateResult.from_comparison(checkpoint=run.checkpoint, epoch=run.epoch, layer=run.layer,
                                           comparison=comparison, device=run.device.type,

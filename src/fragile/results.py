@@ -20,7 +20,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, Union
@@ -175,7 +175,7 @@ class AttackResult(ResultFile):
     relu × absolute, relative); their distances lie in results/attack/epoch_N.npz."""
 
     STAGE: ClassVar[str] = "attack_target"
-    FORMAT_VERSION: ClassVar[int] = 2
+    FORMAT_VERSION: ClassVar[int] = 3
 
     checkpoint: str
     epoch: int
@@ -192,13 +192,19 @@ class AttackResult(ResultFile):
     per_example: dict[str, Any]
     pgd: PgdCurve | None
     readings: dict[str, list[float]]
+    # What the FGSM sweep ran on besides the checkpoint, examples and ε: evaluate reuses it for
+    # the original model only when all of them match its own run (fragile.evaluation).
+    batch_size: int
+    fragile: list[int]
+    null: list[int]
 
     @classmethod
     def from_sweeps(cls, *, checkpoint: str | os.PathLike[str], epoch: int, layer: str, fgsm: SweepResult,
                     pgd: SweepResult | None, distance: str, pgd_steps: int, pgd_step_size: float,
-                    device: str) -> AttackResult:
+                    device: str, batch_size: int, fragile: Sequence[int], null: Sequence[int]) -> AttackResult:
         return cls(
             checkpoint=str(checkpoint), epoch=epoch, layer=layer, examples=fgsm.examples,
+            batch_size=batch_size, fragile=list(fragile), null=list(null),
             clean_accuracy=fgsm.clean_accuracy, epsilons=fgsm.epsilons, accuracy=_accuracies(fgsm),
             distance=distance, **_targeting(fgsm, distance), device=device, per_example=fgsm.per_example,
             pgd=None if pgd is None else PgdCurve(

@@ -29,13 +29,13 @@ from fragile.params import AttackParams
 from fragile.pgd import pgd
 from fragile.results import AttackResult
 from fragile.targeting import (
+    CleanReadings,
     DistanceRecorder,
     bn_scaled_weight_norms,
     capture_output,
     following_batchnorm,
     kernel_distances,
     kernel_weight_norms,
-    reading_distances,
     targets_fragile,
 )
 
@@ -125,15 +125,15 @@ def _sweep(
                     outputs.clear()  # the gradient passes' captures
                 result.record_clean((target(images).argmax(1) == labels).tolist())
                 clean_layer = outputs.pop() if outputs is not None else None
+                clean_readings = CleanReadings(clean_layer, bn) if clean_layer is not None and bn is not None else None
                 for i, eps in enumerate(epsilons):
                     adversarial = attack(eps)  # PGD's gradients run under their own enable_grad
                     if outputs is not None:
                         outputs.clear()
                     logits = target(adversarial)
                     result.record(i, "correct", (logits.argmax(1) == labels).tolist())
-                    if outputs is not None and bn is not None:
-                        _record_readings(result, i, reading_distances(clean_layer, outputs.pop(), bn), fragile,
-                                         null, recorder)
+                    if clean_readings is not None:
+                        _record_readings(result, i, clean_readings.distances(outputs.pop()), fragile, null, recorder)
                     elif outputs is not None:
                         adv_layer = outputs.pop()
                         for kind, relative in (("targeted", False), ("targeted_relative", True)):
@@ -195,7 +195,8 @@ def attack_checkpoint(run: CheckpointRun, p: AttackParams, seed: int) -> tuple[A
         ), note="PGD")
     return AttackResult.from_sweeps(checkpoint=run.checkpoint, epoch=run.epoch, layer=run.layer, fgsm=fgsm,
                                     pgd=pgd_result, distance=p.distance, pgd_steps=p.pgd_steps,
-                                    pgd_step_size=p.pgd_step_size, device=run.device.type), archive
+                                    pgd_step_size=p.pgd_step_size, device=run.device.type,
+                                    batch_size=run.batch_size, fragile=run.fragile, null=run.null), archive
 
 
 def attack_lines(result: AttackResult) -> list[str]:

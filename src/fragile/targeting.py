@@ -104,20 +104,39 @@ def layer_outputs(conv_output: torch.Tensor, bn: nn.BatchNorm2d) -> dict[str, to
     return {"conv": conv_output, "bn": normalised, "relu": torch.relu(normalised)}
 
 
+class CleanReadings:
+    """The clean side of every reading for one batch: the conv's output through `bn` (when
+    given) and each map's norm, computed once and compared with every ε's adversarial output.
+    The arithmetic (and memory layout) is that of `kernel_distances`, so the distances are
+    bit-identical to computing both sides afresh for each ε."""
+
+    def __init__(self, clean_conv: torch.Tensor, bn: nn.BatchNorm2d | None) -> None:
+        self._bn = bn
+        with torch.no_grad():
+            self._outputs = layer_outputs(clean_conv, bn) if bn is not None else {"conv": clean_conv}
+            self._norms = {output: map_.flatten(2).norm(dim=2) for output, map_ in self._outputs.items()}
+
+    def distances(self, adversarial_conv: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, K) distances for every reading (keys in READINGS order) to the adversarial output."""
+        with torch.no_grad():
+            adversarial = layer_outputs(adversarial_conv, self._bn) if self._bn is not None else {"conv": adversarial_conv}
+            out = {}
+            for output, clean in self._outputs.items():
+                absolute = (clean - adversarial[output]).flatten(2).norm(dim=2)
+                out[reading_name(output, "absolute")] = absolute
+                out[reading_name(output, "relative")] = absolute / self._norms[output].clamp_min(
+                    torch.finfo(absolute.dtype).tiny)
+            return out
+
+
 def reading_distances(
     clean_conv: torch.Tensor, adversarial_conv: torch.Tensor, bn: nn.BatchNorm2d | None
 ) -> dict[str, torch.Tensor]:
     """(B, K) distances for every reading (keys in READINGS order) from the analysed conv's
     output on the clean and on the adversarial images. `bn=None` gives the conv readings alone.
-    The conv readings are exactly `kernel_distances` of the conv outputs."""
-    with torch.no_grad():
-        clean = layer_outputs(clean_conv, bn) if bn is not None else {"conv": clean_conv}
-        adversarial = layer_outputs(adversarial_conv, bn) if bn is not None else {"conv": adversarial_conv}
-        return {
-            reading_name(output, distance): kernel_distances(clean[output], adversarial[output], distance == "relative")
-            for output in clean
-            for distance in DISTANCES
-        }
+    The conv readings are exactly `kernel_distances` of the conv outputs. A sweep over many ε
+    keeps one `CleanReadings` per batch instead."""
+    return CleanReadings(clean_conv, bn).distances(adversarial_conv)
 
 
 def layer_readings(
