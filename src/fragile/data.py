@@ -109,7 +109,9 @@ def _load_mnist5k() -> RawDataset:
 
 
 def _load_mnist_family(params: DataParams) -> RawDataset:
-    from torchvision import datasets
+    from fragile.vision import torchvision
+
+    datasets = torchvision().datasets
 
     cls = datasets.MNIST if params.dataset == "mnist" else datasets.FashionMNIST
     root = Path(params.root).expanduser()
@@ -165,7 +167,9 @@ def _decompress_into(folder: Path, name: str, dest: Path) -> None:
 
 
 def _load_cifar10(params: DataParams) -> RawDataset:
-    from torchvision import datasets
+    from fragile.vision import torchvision
+
+    datasets = torchvision().datasets
 
     root = Path(params.root).expanduser()
     if root.name == datasets.CIFAR10.base_folder:
@@ -273,7 +277,9 @@ class _ImageFolder:
 
 
 def _image_folder(folder: Path) -> _ImageFolder:
-    from torchvision import datasets
+    from fragile.vision import torchvision
+
+    datasets = torchvision().datasets
 
     try:
         dataset = datasets.ImageFolder(str(folder), loader=_open_image)

@@ -60,7 +60,9 @@ def build(
     `stem="imagenet"` keeps torchvision's 7×7 stride-2 conv1 (64 kernels) and max-pool, as
     in the paper; `stem="cifar"` is the common small-image variant (3×3 stride-1, no pool).
     """
-    from torchvision import models as tv_models  # slow to import (~3 s); only stages that build models pay it
+    from fragile.vision import torchvision  # only stages that build a model pay for torchvision
+
+    tv_models = torchvision().models
 
     try:
         factory = getattr(tv_models, arch)

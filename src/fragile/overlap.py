@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 _BOOTSTRAP_WEIGHTS = 2_000_000  # resample × example weights held at once by `bootstrap_ranking`
 
@@ -104,6 +103,8 @@ class PairOverlap:
 
 def expected_jaccard(kernels: int, size_a: int, size_b: int) -> float:
     """E[X / (a + b − X)] for X ~ hypergeometric(n, a, b), exact from the pmf."""
+    from scipy import stats  # not at import: the rank stage uses this module's bootstrap alone (scipy.stats ~1 s)
+
     _check_sizes(kernels, [size_a, size_b])
     x = np.arange(max(0, size_a + size_b - kernels), min(size_a, size_b) + 1)
     pmf = stats.hypergeom.pmf(x, kernels, size_a, size_b)
@@ -112,6 +113,8 @@ def expected_jaccard(kernels: int, size_a: int, size_b: int) -> float:
 
 def overlap_p_value(kernels: int, size_a: int, size_b: int, overlap: int) -> float:
     """P(X ≥ overlap) for X ~ hypergeometric(n, a, b)."""
+    from scipy import stats  # not at import: the rank stage uses this module's bootstrap alone (scipy.stats ~1 s)
+
     _check_sizes(kernels, [size_a, size_b])
     return float(stats.hypergeom.sf(overlap - 1, kernels, size_a, size_b))
 
@@ -133,6 +136,8 @@ def pair_overlap(fragile_a: Sequence[int], fragile_b: Sequence[int], kernels: in
 
 def intersection_pmf(kernels: int, sizes: Sequence[int]) -> np.ndarray:
     """(kernels + 1,) pmf of |S_1 ∩ … ∩ S_k| for independent uniform sets of the given sizes."""
+    from scipy import stats  # not at import: the rank stage uses this module's bootstrap alone (scipy.stats ~1 s)
+
     _check_sizes(kernels, sizes)
     support = np.arange(kernels + 1)
     pmf = np.zeros(kernels + 1)
