@@ -239,3 +239,52 @@ def test_stage_walls_time_each_command_as_its_own_process(tmp_path):
     assert [w["stage"] for w in walls] == ["help", "help again"]
     assert all(w["wall_s"] > 0 and w["rss_bytes"] > 0 for w in walls)
     assert walls[1]["start_s"] >= walls[0]["start_s"] + walls[0]["wall_s"]
+
+
+# --- PGD against torchattacks (benchmarks/pgd.py) ------------------------------------------------
+
+
+class _Flat(torch.nn.Module):
+    """Constant logits with a zero gradient: PGD's steps cannot move, so its result is its start."""
+
+    def forward(self, x):
+        return x.flatten(1)[:, :10] * 0
+
+
+def test_the_shared_start_is_the_one_the_pipeline_draws(tiny_split):
+    from benchmarks.pgd import start
+    from fragile.pgd import pgd
+    from fragile.sweep import batch_seed
+
+    images, labels = next(tiny_split.batches(16))
+    generator = torch.Generator().manual_seed(batch_seed(3, images))
+    drawn = pgd(_Flat(), images, labels, 0.1, steps=1, generator=generator, early_stop=False)
+    assert torch.equal(start(images, 0.1, 3), drawn)
+    assert not torch.equal(drawn, images)
+
+
+def test_ours_and_torchattacks_pgd_are_bit_identical_where_the_projection_rounds_exactly(tiny_model, tiny_split):
+    """Pixels, ε and step on a 2⁻⁸ grid: every sum is exact in float32, so the two projections
+    cannot round apart, and any other difference (start, step, sign, order) would show."""
+    from benchmarks.pgd import ours, start, theirs
+    from fragile.devices import batch_to
+
+    images, labels = next(tiny_split.batches(16))  # 16 examples: torchattacks' mean loss scales by 2⁻⁴, exactly
+    images = batch_to(torch.from_numpy(tiny_split.images[:16]).float() / 256, None)
+    x0 = (start(images, 2**-3, 0) * 256).round_() / 256
+    a, b = theirs(tiny_model, x0, labels, 2**-3, 4, 2**-5), ours(tiny_model, x0, labels, 2**-3, 4, 2**-5, False)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, x0) and (a - x0).abs().max() <= 2**-3
+
+
+def test_the_pgd_benchmark_compares_the_same_attack_on_the_same_examples(tiny_model, tiny_split):
+    from benchmarks.pgd import lines, run
+
+    result = run(tiny_model, tiny_split, 16, 0.1, 3, 0.0, 0, repeats=1)
+    agreement = result["agreement"]
+    assert (agreement.batches, agreement.examples) == (3, 48) and agreement.same_attack
+    accuracy = result["robust_accuracy"]
+    assert accuracy["torchattacks PGD"] == accuracy["ours, early_stop=False"]
+    assert accuracy["ours, early_stop=True"] <= accuracy["ours, early_stop=False"]
+    assert [r.target for r in result["ratios"]] == [1.0, None]
+    assert "**the same attack**" in "\n".join(lines(result))
