@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import memory, ranking, sweep, training
+from benchmarks import floor, memory, pgd, ranking, sweep, training
 from benchmarks.report import render
 from benchmarks.timing import CpuClock, load_average, machine
 from fragile import models
@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--concurrent-memory", action="store_true",
                         help="run item 5 (child processes; RSS does not depend on load) while items 1-4 are timed, "
                              "to save time on a busy machine; it adds to the load the timings see")
+    parser.add_argument("--skip-floor", action="store_true",
+                        help="leave out item 7 (the compute floor: the default run twice, as processes and in-process)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: one repeat on a few examples, no memory runs; prints, writes only --out")
     args = parser.parse_args()
@@ -84,11 +86,20 @@ def main() -> None:
 
         print("1. FGSM ε-sweep vs torchattacks", flush=True)
         test = load_split(data, "test").head(sizes["sweep"])
-        facts["sweep"] = sweep.run(model, test, params.attack.batch_size, exact[0], exact[1], args.repeats)
+        facts["sweep"] = sweep.run(model, test, params.attack.batch_size, exact[0], exact[1], args.repeats,
+                                   list(params.attack.epsilons))
+
+        print("6. PGD vs torchattacks", flush=True)
+        facts["pgd"] = pgd.run(model, test, params.attack.batch_size, params.epsilon, params.attack.pgd_steps,
+                               params.attack.pgd_step_size, params.seed, args.repeats)
 
         print("4. training throughput", flush=True)
         facts["training"] = training.run(data, ROOT / "params.yaml", args.train_images, args.repeats)
         facts["stage_peaks"], facts["paper_peak"] = memory_run.result() if memory_run else ([], None)
+        if not args.skip_floor:
+            print("7. compute floor of the default run", flush=True)
+            facts["floor"] = floor.run(scratch / "floor", floor.quick_params() if args.quick else floor.default_params(),
+                                       walls=not args.quick, budget=0.2 if args.quick else 3.0, quick=args.quick)
     facts["memory_concurrent"] = bool(args.concurrent_memory and own_outputs and not args.quick)
     facts["load_after"] = load_average()
     facts["others_cpu_share"] = clock.others_share(CpuClock.now())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import floor, pgd
 from benchmarks.timing import Ratio, seconds_cell
 
 GIB = 1024**3
@@ -43,7 +44,7 @@ def render(f: dict[str, Any]) -> str:
     m = f["machine"]
     others = f.get("others_cpu_share")
     rk, sw, tr = f["ranking"], f["sweep"], f["training"]
-    all_ratios = sw["ratios"] + rk["ratios"] + tr["ratios"]
+    all_ratios = sw["ratios"] + f["pgd"]["ratios"] + rk["ratios"] + tr["ratios"]
     out = [
         "# Benchmarks",
         "",
@@ -75,7 +76,7 @@ def render(f: dict[str, Any]) -> str:
         "",
         "## 1. FGSM ε-sweep vs torchattacks",
         "",
-        f"{sw['examples']} test examples, batches of the stage's attack.batch_size, 10 ε values "
+        f"{sw['examples']} test examples, batches of the stage's attack.batch_size, {len(sw['curve'])} ε values "
         f"({', '.join(format(r['epsilon'], 'g') for r in sw['curve'])}). torchattacks: a `torchattacks.FGSM` "
         "per ε (one gradient each), then the model on its output; the sweep: one gradient per batch "
         "reused for every ε. Both include the clean accuracy.",
@@ -138,5 +139,16 @@ def render(f: dict[str, Any]) -> str:
         "",
         _paper(f["paper_peak"]),
         "",
+        "## 6. PGD vs torchattacks",
+        "",
+        *pgd.lines(f["pgd"]),
+        "",
+        "| ratio | min / median / max | target |",
+        "|---|---|---|",
+        *_ratio_rows(f["pgd"]["ratios"]),
+        "",
+        "## 7. Compute floor of the default run",
+        "",
+        *(floor.lines(f["floor"]) if "floor" in f else ["Not run (--skip-floor)."]),
     ]
     return "\n".join(out)

@@ -109,3 +109,182 @@ def test_the_cpu_clock_sees_this_process_burn_cpu():
     assert later.ours - first.ours >= 0.29
     # The machine's busy time includes ours (to the kernel's tick of 10 ms per reading).
     assert later.machine_busy - first.machine_busy >= later.ours - first.ours - 0.05
+
+
+# --- the compute floor (benchmarks/floor.py) ---------------------------------------------------
+
+
+def test_counted_passes_of_an_fgsm_sweep_are_one_gradient_and_one_forward_per_epsilon_and_the_clean(
+        tiny_model, tiny_split):
+    from benchmarks.floor import PassCounter
+
+    fragile, null = list(range(0, 64, 3)), [k for k in range(64) if k % 3]
+    counter = PassCounter()
+    with counter.active():
+        fgsm_sweep(tiny_model, tiny_split.batches(16), EPSILONS, fragile, null, tiny_model.net.conv1)
+    n = len(tiny_split)
+    assert dict(counter.images) == {"input_grad": n, "forward": n * (1 + len(EPSILONS))}
+    assert dict(counter.batches) == {("input_grad", 16): n, ("forward", 16): n * (1 + len(EPSILONS))}
+    with counter.active():  # transfer: the gradient from another model; counts add up
+        fgsm_sweep(tiny_model, tiny_split.batches(20), EPSILONS, fragile, null, None, source=tiny_model)
+    assert dict(counter.images) == {"input_grad": 2 * n, "forward": 2 * n * (1 + len(EPSILONS))}
+    assert counter.batches["forward", 8] == 8 * (1 + len(EPSILONS))  # 48 = 20 + 20 + 8
+
+
+def test_full_pgd_counts_a_gradient_per_step_and_example_and_early_stop_no_more(tiny_model, tiny_split):
+    from benchmarks.floor import PassCounter
+    from fragile.pgd import pgd
+
+    images, labels = next(tiny_split.batches(32))
+    full, early = PassCounter(), PassCounter()
+    with full.active():
+        pgd(tiny_model, images, labels, 0.5, steps=4, generator=torch.Generator().manual_seed(0), early_stop=False)
+    with early.active():
+        pgd(tiny_model, images, labels, 0.5, steps=4, generator=torch.Generator().manual_seed(0))
+    assert dict(full.images) == {"input_grad": 4 * 32}
+    assert set(early.images) == {"input_grad"} and 32 <= early.images["input_grad"] < 4 * 32
+
+
+def test_the_exact_ranking_counts_one_stem_and_a_post_stem_pass_per_kernel_and_the_baseline(tiny_model, tiny_split):
+    from benchmarks.floor import PassCounter
+    from fragile.ranking_exact import rank_conv1
+
+    counter = PassCounter()
+    with counter.active():
+        rank_conv1(tiny_model, tiny_split.head(32).batches(16), kernels_per_pass=10)
+    assert dict(counter.images) == {"stem": 32, "post_stem": 32 * (64 + 1)}
+    # per batch of 16: the baseline (16), six passes of 10 kernels (160), one of 4 (64)
+    assert dict(counter.batches) == {("stem", 16): 32, ("post_stem", 16): 32, ("post_stem", 160): 12 * 160,
+                                     ("post_stem", 64): 2 * 64}
+
+
+def test_training_counts_its_steps_and_the_validation_forwards(tiny_model, tiny_split):
+    from benchmarks.floor import PassCounter
+    from fragile.params import TrainParams
+    from fragile.training import make_optimizer, train_one_epoch
+
+    counter = PassCounter()
+    with counter.active():
+        train_one_epoch(tiny_model, tiny_split, make_optimizer(tiny_model, TrainParams()), 20, 0, 1,
+                        torch.device("cpu"))
+    assert dict(counter.images) == {"train": 40}  # the last partial batch (8) is dropped
+    tiny_model.eval()
+
+
+def test_every_timed_pass_is_one_pass_of_its_own_kind(tiny_model, tiny_split):
+    """What the floor times per kind is exactly what the counter counts as that kind."""
+    from benchmarks.floor import KINDS, PassCounter, pass_function
+    from fragile.params import TrainParams
+
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    for kind in KINDS:
+        fn = pass_function(tiny_model, kind, tiny_split, 12, TrainParams())
+        counter = PassCounter()
+        with counter.active():
+            fn()
+        assert dict(counter.images) == {kind: 12}, kind
+    after = tiny_model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the training step ran on a copy
+
+
+def test_floor_arithmetic_and_modal_batch():
+    from collections import Counter
+
+    from benchmarks.floor import floor_seconds, modal_batch, per_image_seconds
+
+    assert floor_seconds({"train": 10, "forward": 4}, {"train": 0.5, "forward": 0.25, "stem": 9.0}) == 6.0
+    with pytest.raises(ValueError, match="stem"):
+        floor_seconds({"stem": 1}, {"train": 0.5})
+    batches = Counter({("forward", 250): 750, ("forward", 100): 100, ("forward", 500): 500, ("train", 32): 64})
+    assert modal_batch(batches, "forward") == 250 and modal_batch(batches, "train") == 32
+    calls = []
+    times = per_image_seconds(lambda: calls.append(__import__("time").sleep(0.01)), 10, budget=0.0, warmup=1)
+    assert len(times) == 3 and len(calls) == 4 and all(t >= 0.001 for t in times)
+
+
+def test_the_quick_floor_counts_every_stage_of_the_run_by_its_formula(tmp_path, monkeypatch):
+    """The stages' own commands in-process on the tiny config: the counts follow from the params."""
+    from benchmarks import floor
+
+    monkeypatch.chdir(tmp_path)
+    params = floor.quick_params()
+    result = floor.run(tmp_path / "run", params, walls=False, budget=0.0, say=lambda _: None, quick=True)
+    counts = {s["stage"]: s["images"] for s in result["stages"]}
+    n = floor.QUICK_SPLITS
+    a, epochs = params["attack"], params["train"]["epochs"]
+    grid = sorted({*a["pgd_epsilons"], params["epsilon"], a["sanity_epsilon"]})
+    assert counts["train"] == {"train": epochs * (n["train"] // 32) * 32, "forward": epochs * n["val"]}
+    assert counts["rank@1"] == {"stem": n["val"], "post_stem": n["val"] * (64 + 1)}
+    assert counts["attack_target@1"] == {"input_grad": n["test"], "forward": n["test"] * (1 + len(a["epsilons"]))}
+    evaluate = counts["evaluate@1"]
+    # three FGSM sweeps (original, hardened, transfer), then PGD on the grid against both models
+    assert evaluate["forward"] == 3 * n["test"] * (1 + len(a["epsilons"])) + 2 * n["test"] * (1 + len(grid))
+    # PGD (early stop): each (model, ε) takes every example's first gradient, at most pgd_steps each
+    pgd_gradients = evaluate["input_grad"] - 3 * n["test"]
+    assert 2 * len(grid) * n["test"] <= pgd_gradients <= 2 * len(grid) * a["pgd_steps"] * n["test"]
+    for stage in ("harden@1", "summarize", "figures", "report"):
+        assert counts[stage] == {}, stage
+    assert set(result["kinds"]) == {"train", "forward", "input_grad", "stem", "post_stem"}
+    per_image = {k: t["median"] for k, t in result["kinds"].items()}
+    for s in result["stages"]:
+        assert s["floor_s"] == pytest.approx(sum(n_ * per_image[k] for k, n_ in s["images"].items()))
+    assert "Stage processes not run" in "\n".join(floor.lines(result))
+
+
+def test_stage_walls_time_each_command_as_its_own_process(tmp_path):
+    from benchmarks.floor import stage_walls
+
+    walls = stage_walls(tmp_path, [("help", ["report", "--help"]), ("help again", ["report", "--help"])],
+                        say=lambda _: None)
+    assert [w["stage"] for w in walls] == ["help", "help again"]
+    assert all(w["wall_s"] > 0 and w["rss_bytes"] > 0 for w in walls)
+    assert walls[1]["start_s"] >= walls[0]["start_s"] + walls[0]["wall_s"]
+
+
+# --- PGD against torchattacks (benchmarks/pgd.py) ------------------------------------------------
+
+
+class _Flat(torch.nn.Module):
+    """Constant logits with a zero gradient: PGD's steps cannot move, so its result is its start."""
+
+    def forward(self, x):
+        return x.flatten(1)[:, :10] * 0
+
+
+def test_the_shared_start_is_the_one_the_pipeline_draws(tiny_split):
+    from benchmarks.pgd import start
+    from fragile.pgd import pgd
+    from fragile.sweep import batch_seed
+
+    images, labels = next(tiny_split.batches(16))
+    generator = torch.Generator().manual_seed(batch_seed(3, images))
+    drawn = pgd(_Flat(), images, labels, 0.1, steps=1, generator=generator, early_stop=False)
+    assert torch.equal(start(images, 0.1, 3), drawn)
+    assert not torch.equal(drawn, images)
+
+
+def test_ours_and_torchattacks_pgd_are_bit_identical_where_the_projection_rounds_exactly(tiny_model, tiny_split):
+    """Pixels, ε and step on a 2⁻⁸ grid: every sum is exact in float32, so the two projections
+    cannot round apart, and any other difference (start, step, sign, order) would show."""
+    from benchmarks.pgd import ours, start, theirs
+    from fragile.devices import batch_to
+
+    images, labels = next(tiny_split.batches(16))  # 16 examples: torchattacks' mean loss scales by 2⁻⁴, exactly
+    images = batch_to(torch.from_numpy(tiny_split.images[:16]).float() / 256, None)
+    x0 = (start(images, 2**-3, 0) * 256).round_() / 256
+    a, b = theirs(tiny_model, x0, labels, 2**-3, 4, 2**-5), ours(tiny_model, x0, labels, 2**-3, 4, 2**-5, False)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, x0) and (a - x0).abs().max() <= 2**-3
+
+
+def test_the_pgd_benchmark_compares_the_same_attack_on_the_same_examples(tiny_model, tiny_split):
+    from benchmarks.pgd import lines, run
+
+    result = run(tiny_model, tiny_split, 16, 0.1, 3, 0.0, 0, repeats=1)
+    agreement = result["agreement"]
+    assert (agreement.batches, agreement.examples) == (3, 48) and agreement.same_attack
+    accuracy = result["robust_accuracy"]
+    assert accuracy["torchattacks PGD"] == accuracy["ours, early_stop=False"]
+    assert accuracy["ours, early_stop=True"] <= accuracy["ours, early_stop=False"]
+    assert [r.target for r in result["ratios"]] == [1.0, None]
+    assert "**the same attack**" in "\n".join(lines(result))
