@@ -16,6 +16,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from conftest import copy_repo
+from fragile.data import load_raw
 from fragile.errors import FragileError
 from fragile.params import load_params
 from fragile.presets import Preset, apply, available, check, hydra_value, load_preset, select
@@ -118,6 +119,15 @@ def test_cpu_fashion_preset_checkpoints_at_10_50_100_percent_of_its_epochs():
     assert params.data.dataset == "fashion-mnist" and params.model.arch == "resnet18"
     assert params.train.checkpoints == (max(1, round(epochs / 10)), round(epochs / 2), epochs)
     assert params.epsilon in params.attack.epsilons
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="apt-get install dataset-fashion-mnist puts the files there")
+def test_cpu_fashion_preset_reads_the_debian_package_files():
+    params = check(load_preset(PRESETS / "cpu-fashion-resnet18.yaml"), ROOT / "params.yaml")
+    raw = load_raw(params.data)  # gzipped idx files in a read-only folder
+    assert raw.train_images.shape == (60000, 1, 28, 28) and raw.test_images.shape == (10000, 1, 28, 28)
+    assert raw.num_classes == 10 and sorted(set(raw.train_labels.tolist())) == list(range(10))
 
 
 # ---------------------------------------------------------------- bad presets: one line, nothing run
