@@ -234,15 +234,20 @@ def test_apply_sets_dotted_keys_on_a_copy():
 def test_a_preset_runs_as_a_named_dvc_experiment(reproduced_repo, tmp_path):
     repo = copy_repo(reproduced_repo, tmp_path / "repo")
     (repo / "presets").mkdir()
-    write_preset(repo / "presets", "tiny-eps", {"epsilon": 0.2, "analysis.claim_tolerance": 0.2})
+    # Keys only summarize reads: the experiment reruns summarize and report, nothing upstream.
+    write_preset(repo / "presets", "tiny-claims", {"analysis.significance": 0.1, "analysis.claim_tolerance": 0.2})
     sh("git", "add", "presets", cwd=repo)
     sh("git", "commit", "-qm", "a preset", cwd=repo)
-    out = fragile("preset", "tiny-eps", cwd=repo)
+    out = fragile("preset", "tiny-claims", cwd=repo)
     assert out.returncode == 0, out.stderr
-    assert "Ran experiment(s): tiny-eps" in out.stdout
-    assert load_params(repo / "params.yaml").analysis.claim_tolerance == 0.2  # applied to the workspace
+    assert out.stdout.startswith("dvc exp run -n tiny-claims -S analysis.significance=0.1 -S analysis.claim_tolerance=0.2")
+    assert "Ran experiment(s): tiny-claims" in out.stdout
+    assert {line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")} == {
+        "summarize", "report"}
+    applied = load_params(repo / "params.yaml").analysis  # the experiment is applied to the workspace
+    assert (applied.significance, applied.claim_tolerance) == (0.1, 0.2)
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
     runs = {exp["name"]: exp["revs"][0]["data"] for base in shown for exp in base.get("experiments") or []}
-    params = runs["tiny-eps"]["params"]["params.yaml"]["data"]
-    assert params["epsilon"] == 0.2 and params["analysis"]["claim_tolerance"] == 0.2
-    assert runs["tiny-eps"]["metrics"]["metrics/headline.json"]["data"]["epsilon"] == 0.2
+    params = runs["tiny-claims"]["params"]["params.yaml"]["data"]["analysis"]
+    assert (params["significance"], params["claim_tolerance"]) == (0.1, 0.2)
+    assert "epoch_1" in runs["tiny-claims"]["metrics"]["metrics/headline.json"]["data"]
