@@ -15,6 +15,7 @@ the CPU (the test suite does, with a tiny config through --set).
 from __future__ import annotations
 
 import argparse
+import colorsys
 import json
 import os
 import shutil
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PRESET = "paper-cifar10-resnet50"
 SHAPE = (3, 32, 32)
 CLASSES = 10
+SATURATION, NOISE = 0.3, 40.0  # close colours in noise: the model learns some, not all, so kernels matter
 # What `dvc repro` needs of the project (tests/pipeline_repo.py copies the same).
 PROJECT = ("dvc.yaml", "stages", "src", "models/import", ".dvc/plots", ".dvcignore")
 DEVICE_RECORDS = ("results/rank", "results/attack", "results/harden", "results/evaluate")
@@ -58,10 +60,12 @@ def synthetic_imagefolder(folder: Path, images: int, seed: int = 0) -> None:
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    colours = rng.integers(40, 216, size=(CLASSES, 3))
+    # Evenly spaced hues: a few steps of training tell them apart, so the ranking that follows
+    # sees kernels that matter (an untrained model's kernels all leave it at chance).
+    colours = np.array([colorsys.hsv_to_rgb(c / CLASSES, SATURATION, 0.6) for c in range(CLASSES)]) * 255
     for i in range(images):
         label = i % CLASSES
-        noise = rng.normal(0, 30, size=(SHAPE[1], SHAPE[2], 3))
+        noise = rng.normal(0, NOISE, size=(SHAPE[1], SHAPE[2], 3))
         pixels = np.clip(colours[label] + noise, 0, 255).astype(np.uint8)
         (folder / f"class_{label}").mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels, "RGB").save(folder / f"class_{label}" / f"{i:05d}.png")
@@ -69,11 +73,13 @@ def synthetic_imagefolder(folder: Path, images: int, seed: int = 0) -> None:
 
 def smoke_params(data_root: Path, epochs: int, sets: Sequence[str]) -> dict:
     """params.yaml with the preset's overrides, then the smoke run's (the synthetic folder,
-    `epochs` epochs with one checkpoint), then `sets` (KEY=VALUE, YAML values)."""
+    `epochs` epochs with one checkpoint, train.lr 0.005), then `sets` (KEY=VALUE, YAML values)."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     raw = apply(raw, load_preset(ROOT / "presets" / f"{PRESET}.yaml").overrides)
+    # A gentler learning rate: in a few dozen steps BatchNorm's running statistics must catch up
+    # with the weights, or the model in eval mode sits at chance and the ranking finds no S.
     raw = apply(raw, {"data.dataset": "imagefolder", "data.root": str(data_root), "data.download": False,
-                      "train.epochs": epochs, "train.checkpoints": [epochs]})
+                      "train.epochs": epochs, "train.checkpoints": [epochs], "train.lr": 0.005})
     extra = {}
     for item in sets:
         key, sep, value = item.partition("=")
@@ -87,16 +93,18 @@ def smoke_params(data_root: Path, epochs: int, sets: Sequence[str]) -> dict:
 
 def make_project(repo: Path, params: dict) -> None:
     repo.mkdir(parents=True)
+    # First: `dvc init` refuses a folder whose .dvc/ exists, and .dvc/plots is copied in.
+    _run(["dvc", "init", "-q", "--no-scm"], repo, {})
+    _run(["dvc", "config", "core.analytics", "false"], repo, {})
     for name in PROJECT:
         source, dest = ROOT / name, repo / name
         if source.is_dir():
-            shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+                            dirs_exist_ok=True)
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, dest)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    _run(["dvc", "init", "-q", "--no-scm"], repo, {})
-    _run(["dvc", "config", "core.analytics", "false"], repo, {})
 
 
 def recorded_devices(repo: Path, checkpoints: Sequence[int]) -> dict[str, str]:
@@ -165,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="the device to check (default cuda; cpu for a test)")
     parser.add_argument("--images", type=int, default=400, help="synthetic images in the smoke run")
-    parser.add_argument("--epochs", type=int, default=2, help="training epochs of the smoke run")
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs of the smoke run")
     parser.add_argument("--bench-images", type=int, default=2048, help="images timed for the images/s")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="another params override on top of the preset's (repeatable)")
@@ -186,7 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = params_from_dict(raw)
         synthetic_imagefolder(base / "images", args.images)
         repo = base / "repo"
-        make_project(repo, raw)
+        try:
+            make_project(repo, raw)
+        except RuntimeError as err:
+            print(f"gpu-check: {err}", file=sys.stderr)
+            return 1
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         print(f"gpu-check on {device} ({name}): {PRESET} shape, {params.model.arch}, {args.images} synthetic "
               f"{'×'.join(map(str, SHAPE))} images, {args.epochs} epochs")

@@ -21,7 +21,7 @@ from pipeline_repo import env
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.arch=resnet18", "attack.autoattack=false", "attack.epsilons=[0,0.01]", "attack.pgd_epsilons=[]",
-        "train.batch_size=16", "rank.max_examples=20", "attack.max_examples=20", "evaluate.max_examples=20",
+        "train.batch_size=16", "rank.max_examples=40", "attack.max_examples=20", "evaluate.max_examples=20",
         "harden.search_examples=20", "analysis.rank_bootstrap=0", "analysis.chance_subsets=0"]
 
 
@@ -51,7 +51,7 @@ def test_smoke_params_are_the_preset_on_the_synthetic_folder(tmp_path):
     params = params_from_dict(smoke_params(tmp_path, 2, ["attack.autoattack=false"]))
     assert (params.model.arch, params.epsilon, params.attack.pgd_epsilons) == ("resnet50", 0.01, (0.0024,))
     assert (params.data.dataset, params.data.root) == ("imagefolder", str(tmp_path))
-    assert params.train.epochs == 2 and params.train.checkpoints == (2,)
+    assert params.train.epochs == 2 and params.train.checkpoints == (2,) and params.train.lr == 0.005
     assert not params.attack.autoattack
     with pytest.raises(FragileError, match="not KEY=VALUE"):
         smoke_params(tmp_path, 2, ["epsilon"])
@@ -63,20 +63,20 @@ def test_recorded_devices_reads_each_stage_and_flags_missing_ones(tmp_path):
     (tmp_path / "models/original").mkdir(parents=True)
     (tmp_path / "models/original/run.json").write_text(json.dumps({"device": "cuda", "processes": 1}))
     (tmp_path / "results/rank").mkdir(parents=True)
-    (tmp_path / "results/rank/epoch_2.json").write_text(json.dumps({"device": "cpu"}))
-    found = recorded_devices(tmp_path, [2])
-    assert found["models/original/run.json"] == "cuda" and found["results/rank/epoch_2.json"] == "cpu"
-    assert found["results/evaluate/epoch_2.json"] == "missing"
+    (tmp_path / "results/rank/epoch_4.json").write_text(json.dumps({"device": "cpu"}))
+    found = recorded_devices(tmp_path, [4])
+    assert found["models/original/run.json"] == "cuda" and found["results/rank/epoch_4.json"] == "cpu"
+    assert found["results/evaluate/epoch_4.json"] == "missing"
     assert len(found) == 5
 
 
 def test_on_the_cpu_every_stage_records_its_device_and_rates_are_printed(tmp_path):
-    out = gpu_check("--device", "cpu", "--images", "100", "--epochs", "1", "--bench-images", "32",
+    out = gpu_check("--device", "cpu", "--images", "200", "--epochs", "4", "--bench-images", "32",
                     "--keep", str(tmp_path), *[arg for item in TINY for arg in ("--set", item)])
     assert out.returncode == 0, out.stdout + out.stderr
     assert "every stage ran on cpu" in out.stdout
-    for stage in ("models/original/run.json", "results/rank/epoch_1.json", "results/attack/epoch_1.json",
-                  "results/harden/epoch_1.json", "results/evaluate/epoch_1.json"):
+    for stage in ("models/original/run.json", "results/rank/epoch_4.json", "results/attack/epoch_4.json",
+                  "results/harden/epoch_4.json", "results/evaluate/epoch_4.json"):
         assert f"{stage}: cpu\n" in out.stdout
     rates = re.search(r"train: (\d+) images/s .*FGSM sweep: (\d+) images/s", out.stdout)
     assert rates and int(rates.group(1)) > 0 and int(rates.group(2)) > 0
