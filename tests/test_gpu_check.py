@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.gpu_check import CLASSES, SHAPE, no_cuda_message, recorded_devices, smoke_params, synthetic_imagefolder
+from benchmarks.gpu_check import (
+    CLASSES,
+    SHAPE,
+    no_cuda_message,
+    on_device,
+    recorded_devices,
+    smoke_params,
+    synthetic_imagefolder,
+)
 from fragile.data import load_raw
 from fragile.errors import FragileError
 from fragile.params import DataParams, params_from_dict
@@ -68,6 +76,11 @@ def test_recorded_devices_reads_each_stage_and_flags_missing_ones(tmp_path):
     assert found["models/original/run.json"] == "cuda" and found["results/rank/epoch_4.json"] == "cpu"
     assert found["results/evaluate/epoch_4.json"] == "missing"
     assert len(found) == 5
+
+
+def test_a_recorded_device_is_matched_by_its_type():
+    assert on_device("cuda", "cuda") and on_device("cuda:1", "cuda") and on_device("cuda:0, rank 0 of 2 (nccl)", "cuda")
+    assert not on_device("cpu", "cuda") and not on_device("missing", "cuda")
 
 
 def test_on_the_cpu_every_stage_records_its_device_and_rates_are_printed(tmp_path):
