@@ -12,7 +12,7 @@ WARM_IMPORTS := torch torchvision dvclive dvc.cli dvc.repo.reproduce typer rich.
 	pytest xdist torchattacks
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install repro test bench bench-epsilon clean-outputs
+.PHONY: install repro test bench bench-epsilon gpu-check clean-outputs
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ bench: $(STAMP)
 # `dvc exp run -S epsilon=...` as a share of a full `dvc repro` (a fresh clone; a few minutes).
 bench-epsilon: $(STAMP)
 	python -m benchmarks.epsilon_rerun
+
+# Before queueing the paper's grid on a GPU machine: a short paper-cifar10-resnet50-shaped run on
+# synthetic images, every stage on CUDA, and train / FGSM images/s. Exits 1 where there is no CUDA.
+gpu-check: $(STAMP)
+	python -m benchmarks.gpu_check
 
 # Remove the pipeline's outputs from the workspace (DVC's cache keeps them: `dvc checkout` restores).
 clean-outputs:

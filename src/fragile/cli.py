@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 STAGES = ("prepare", "train", "rank", "attack_target", "harden", "evaluate", "summarize", "figures", "report",
-          "aggregate")  # aggregate is a command over finished experiments, not a DVC stage
+          "aggregate", "preset")  # aggregate and preset drive experiments; they are not DVC stages
 
 
 def stage_command(name: str) -> click.Command:
