@@ -21,7 +21,7 @@ def main(
     hardened: Path = typer.Option(..., help="Hardened checkpoint (models/hardened/epoch_<N>.pt)."),
     data: Path = typer.Option(..., help="Prepared data folder."),
     sets: Path = typer.Option(..., help="The rank stage's JSON with S and S'."),
-    attack: Path = typer.Option(None, help="attack_target's JSON of the same checkpoint: its FGSM sweep is the "
+    attack: Path = typer.Option(..., help="attack_target's JSON of the same checkpoint: its FGSM sweep is the "
                                 "original model's when it ran on the same examples, batch size, S and ε."),
     results: Path = typer.Option(..., help="JSON with the counts and per-example outcomes per ε for original, "
                                  "hardened and transfer (FGSM), PGD, and the robustness record (labels, "
@@ -35,7 +35,7 @@ def main(
                           p.evaluate.batch_size, sets=sets)
     if run is None:  # re-run under torchrun, whose processes did the work
         return
-    reused = reusable_sweep(AttackResult.read(attack), run, p.attack.epsilons) if attack is not None else None
+    reused = reusable_sweep(AttackResult.read(attack), run, p.attack.epsilons)
     result = evaluate_checkpoint(run, hardened, p, original_sweep=reused)
     if not run.is_main:  # rank 0 writes the outputs
         return

@@ -27,7 +27,7 @@ def main(work: Path) -> None:
     attack_target.main(model=checkpoint, data=data, sets=out / "rank.json", curve=out / "attack.csv",
                        summary=out / "attack.json", distances=out / "attack.npz", params=params)
     evaluate.main(model=checkpoint, hardened=work / "single" / "models" / "epoch_2.pt", data=data,
-                  sets=out / "rank.json", results=out / "evaluate.json", curves=out / "evaluate.csv", params=params)
+                  sets=out / "rank.json", attack=out / "attack.json", results=out / "evaluate.json", curves=out / "evaluate.csv", params=params)
     # Leave together: a process that tears down gloo while the other still writes its outputs
     # was seen to abort ("terminate called without an active exception").
     dist.barrier()

@@ -217,10 +217,11 @@ def test_the_quick_floor_counts_every_stage_of_the_run_by_its_formula(tmp_path, 
     assert counts["rank@1"] == {"stem": n["val"], "post_stem": n["val"] * (64 + 1)}
     assert counts["attack_target@1"] == {"input_grad": n["test"], "forward": n["test"] * (1 + len(a["epsilons"]))}
     evaluate = counts["evaluate@1"]
-    # three FGSM sweeps (original, hardened, transfer), then PGD on the grid against both models
-    assert evaluate["forward"] == 3 * n["test"] * (1 + len(a["epsilons"])) + 2 * n["test"] * (1 + len(grid))
+    # two FGSM sweeps (hardened, transfer: the original's is attack_target's), then PGD on the grid
+    # against both models
+    assert evaluate["forward"] == 2 * n["test"] * (1 + len(a["epsilons"])) + 2 * n["test"] * (1 + len(grid))
     # PGD (early stop): each (model, ε) takes every example's first gradient, at most pgd_steps each
-    pgd_gradients = evaluate["input_grad"] - 3 * n["test"]
+    pgd_gradients = evaluate["input_grad"] - 2 * n["test"]
     assert 2 * len(grid) * n["test"] <= pgd_gradients <= 2 * len(grid) * a["pgd_steps"] * n["test"]
     for stage in ("harden@1", "summarize", "figures", "report"):
         assert counts[stage] == {}, stage

@@ -66,7 +66,7 @@ def runs(tmp_path_factory) -> Path:
     attack_target.main(model=checkpoint, data=data, sets=single / "rank.json", curve=single / "attack.csv",
                        summary=single / "attack.json", distances=single / "attack.npz", params=params)
     evaluate.main(model=checkpoint, hardened=single / "models" / "epoch_2.pt", data=data, sets=single / "rank.json",
-                  results=single / "evaluate.json", curves=single / "evaluate.csv", params=params)
+                  attack=single / "attack.json", results=single / "evaluate.json", curves=single / "evaluate.csv", params=params)
     return work
 
 

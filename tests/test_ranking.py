@@ -29,7 +29,7 @@ def run(tiny_model, tiny_split) -> CheckpointRun:
         split = Split(split.images, tiny_model(images).argmax(1).numpy())
     return CheckpointRun(checkpoint=Path("models/original/epoch_3.pt"), model=tiny_model, meta={"epoch": 3},
                          layer="conv1", conv=conv_layer(tiny_model), sets=None, part=split, batch_size=8,
-                         device=torch.device("cpu"), ctx=Context())
+                         examples=len(split), device=torch.device("cpu"), ctx=Context())
 
 
 @pytest.mark.parametrize("method", ["ablation", "taylor"])

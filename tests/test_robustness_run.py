@@ -40,7 +40,7 @@ def examples(model: nn.Module, n: int = 12) -> Split:
 def run_of(model: nn.Module, part: Split) -> CheckpointRun:
     return CheckpointRun(checkpoint=Path("epoch_1.pt"), model=model, meta={"epoch": 1, "std": [0.25]},  # type: ignore[arg-type]
                          layer="conv1", conv=model[1], sets=([0], [1]), part=part, batch_size=5,
-                         device=torch.device("cpu"), ctx=Context())
+                         examples=len(part), device=torch.device("cpu"), ctx=Context())
 
 
 def direct(model: nn.Module, part: Split) -> np.ndarray:
