@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,6 +30,9 @@ from fragile.errors import FragileError
 from fragile.kernel_drop import after_stem, drop_point, dropped_channel_value, split_at_block, stem
 from fragile.kernel_sets import KernelRanking
 from fragile.models import FragileNet, conv_layer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -203,3 +207,17 @@ def compare_hybrid(hybrid: HybridRanking, exact: KernelRanking) -> dict[str, flo
         "spearman": float(pd.Series(hybrid.correct).corr(pd.Series(exact.correct), method="spearman")),
         "set_agreement": same / kernels,
     }
+
+
+def hybrid_table(hybrid: HybridRanking, exact: KernelRanking | None = None) -> pd.DataFrame:
+    """Per-kernel rows: kernel, accuracy (screened), exact_pairs, set; and the exact ranking's
+    accuracy and loss as `exact_accuracy`, `exact_loss` when it ran too."""
+    import pandas as pd
+
+    fragile = set(hybrid.fragile)
+    kernels = range(len(hybrid.correct))
+    table = pd.DataFrame({"kernel": kernels, "accuracy": hybrid.accuracy, "exact_pairs": hybrid.exact_pairs})
+    if exact is not None:
+        table["exact_accuracy"], table["exact_loss"] = exact.accuracy, exact.loss
+    table["set"] = ["S" if k in fragile else "S'" for k in kernels]
+    return table
