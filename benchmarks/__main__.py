@@ -77,11 +77,11 @@ def main() -> None:
         to_device(model, torch.device("cpu"))
         model.eval()
 
-        print("2-3. ranking: naive hook loop, exact, taylor", flush=True)
+        print("2-3. ranking: naive hook loop, exact, taylor, hybrid", flush=True)
         full = load_split(data, params.rank.split).head(params.rank.max_examples)
         val = full.head(sizes["rank"] or params.rank.max_examples)
         facts["ranking"] = ranking.run(model, val, params.rank.batch_size, params.rank.drop, args.repeats,
-                                       None if args.quick else full)
+                                       None if args.quick else full, params.rank)
         exact = facts["ranking"]["exact_sets"]  # type: ignore[index]
 
         print("1. FGSM ε-sweep vs torchattacks", flush=True)

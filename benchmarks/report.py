@@ -104,6 +104,11 @@ def render(f: dict[str, Any]) -> str:
         f"{rk['comparison']['spearman_loss']:.3f} (score vs exact loss); same set (S or S') for "
         f"{rk['comparison']['set_agreement']:.1%} of kernels; |S| exact {rk['sizes']['exact S']}, "
         f"taylor {rk['sizes']['taylor S']}",
+        *([f"- hybrid (`rank_hybrid`, exact drops for the pairs a first-order margin screen flags) vs exact: "
+           f"Spearman {rk['hybrid_comparison']['spearman']:.3f}; same set for "
+           f"{rk['hybrid_comparison']['set_agreement']:.1%} of kernels; |S| hybrid {rk['sizes']['hybrid S']}; "
+           f"{rk['hybrid_comparison']['exact_share']:.1%} of example–kernel drops run"]
+          if "hybrid_comparison" in rk else []),
         "",
         *_times_table(rk["times"]),
         "",

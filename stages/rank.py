@@ -1,5 +1,5 @@
 """rank: nodal dropout of the analysed conv (analysis.layer, default conv1) on one checkpoint →
-fragile kernels S and null kernels S' (rank.method: ablation or taylor; see fragile.ranking)."""
+fragile kernels S and null kernels S' (rank.method: ablation, taylor or hybrid; see fragile.ranking)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ def main(
     model: Path = typer.Option(..., help="Checkpoint to rank (models/original/epoch_<N>.pt)."),
     data: Path = typer.Option(..., help="Prepared data folder."),
     kernels_csv: Path = typer.Option(..., "--kernels", help="Per-kernel CSV: kernel, accuracy, loss (ablation) "
-                                     "and/or score (taylor), set."),
+                                     "and/or score (taylor), or accuracy, exact_pairs (hybrid), set."),
     sets: Path = typer.Option(..., help="JSON with S, S', the mean line and counts."),
     outcomes: Path = typer.Option(..., help="Compressed .npz: `correct`, examples × kernels, 1 = the example is "
-                                  "right with that kernel dropped (exact ranking; empty for taylor alone)."),
+                                  "right with that kernel dropped (exact ranking; empty for taylor or hybrid alone)."),
     params: Path = typer.Option(..., help="Params file (reads rank.*, seed, analysis.layer, "
                                 "analysis.rank_bootstrap)."),
 ) -> None:

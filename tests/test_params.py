@@ -70,6 +70,8 @@ def test_a_typo_names_the_key_and_the_closest_valid_one():
         ({"data__download": "yes"}, "data.download must be true or false"),
         ({"rank__method": "taylr"}, r"rank.method must be one of ablation, taylor.*did you mean 'taylor'"),
         ({"rank__compare": "yes"}, "rank.compare must be true or false"),
+        ({"rank__hybrid_slack": -1.0}, "rank.hybrid_slack must be >= 0"),
+        ({"rank__hybrid_floor": -0.5}, "rank.hybrid_floor must be >= 0"),
         ({"attack__distance": "relativ"}, r"attack.distance must be one of absolute, relative.*did you mean"),
         ({"attack__pgd_epsilons": [0.2, 0.1]}, "attack.pgd_epsilons must be strictly increasing"),
         ({"attack__pgd_epsilons": [1.5]}, r"attack.pgd_epsilons\[0\] must be in \[0, 1\]"),

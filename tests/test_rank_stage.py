@@ -1,4 +1,4 @@
-"""The rank stage's output for rank.method ablation and taylor, with and without rank.compare."""
+"""The rank stage's output for rank.method ablation, taylor and hybrid, with and without rank.compare."""
 
 from __future__ import annotations
 
@@ -72,6 +72,25 @@ def test_compare_records_spearman_and_set_agreement(rank_inputs, method):
     assert comparison["set_agreement"] == pytest.approx(sum((k in taylor_s) == (k in exact_s) for k in range(64)) / 64)
     assert set(summary["fragile"]) == (taylor_s if method == "taylor" else exact_s)
     assert {"score", "accuracy", "loss", "set"} <= set(table.columns)
+
+
+@pytest.mark.parametrize("compare", [False, True])
+def test_hybrid_keeps_screened_accuracy_and_no_outcomes(rank_inputs, compare):
+    summary, table = _run(*rank_inputs, method="hybrid", compare=compare, hybrid_floor=1e9)
+    assert summary["method"] == "hybrid" and 0 < summary["exact_share"] <= 1 and "score" not in summary
+    assert summary["fragile"] == [k for k, a in enumerate(summary["accuracy"]) if a < summary["mean_accuracy"]]
+    assert sorted(summary["fragile"] + summary["null"]) == list(range(64))
+    assert len(kernel_drop_series({1: RankResult.from_json(summary)})) == 64
+    assert "p_fragile" not in summary  # no per-example outcomes of its own to resample
+    if compare:  # every pair ran: the exact ranking's counts, and its outcomes archived
+        assert summary["comparison"] == {"spearman": 1.0, "set_agreement": 1.0}
+        assert table["accuracy"].tolist() == table["exact_accuracy"].tolist()
+        correct = read_npz(rank_inputs[0] / "k.npz")["correct"]
+        assert correct.sum(axis=0).tolist() == [round(a * summary["examples"]) for a in summary["accuracy"]]
+    else:
+        assert "comparison" not in summary and read_npz(rank_inputs[0] / "k.npz") == {}
+        assert list(table.columns) == ["kernel", "accuracy", "exact_pairs", "set"]
+        assert table["exact_pairs"].tolist() == [summary["examples"]] * 64
 
 
 def test_a_deeper_layer_ranks_its_own_kernels(rank_inputs):

@@ -78,3 +78,18 @@ def test_the_ranking_bootstrap_gives_each_kernel_its_probability_of_being_in_s(r
 def test_the_taylor_ranking_alone_has_no_outcomes_and_no_bootstrap(run):
     ranked = rank_checkpoint(run, RankParams(method="taylor", batch_size=8), resamples=50)
     assert ranked.archive == {} and ranked.result.p_fragile is None
+
+
+def test_the_hybrid_ranking_has_no_outcomes_of_its_own_and_compare_adds_the_exact_one(run):
+    ranked = rank_checkpoint(run, RankParams(method="hybrid", batch_size=8), resamples=50)
+    r = ranked.result
+    assert ranked.archive == {} and r.p_fragile is None and r.comparison is None and r.score is None
+    assert r.fragile == [k for k, a in enumerate(r.accuracy) if a < r.mean_accuracy] and 0 < r.exact_share <= 1
+    assert "of drops run exactly" in summary_line(r, "cpu")
+    every = rank_checkpoint(run, RankParams(method="hybrid", batch_size=8, compare=True, hybrid_floor=1e9),
+                            resamples=50)
+    exact = rank_conv1(run.model, run.batches())
+    assert every.result.accuracy == exact.accuracy and every.result.fragile == exact.fragile
+    assert every.result.comparison == {"spearman": 1.0, "set_agreement": 1.0} and every.result.exact_share == 1.0
+    assert every.archive["correct"].sum(axis=0).tolist() == exact.correct and every.result.p_fragile is None
+    assert "hybrid vs exact: Spearman 1.000, same set 100%" in summary_line(every.result, "cpu")

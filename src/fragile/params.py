@@ -26,7 +26,7 @@ MODEL_SOURCES = ("train", "file")
 SCHEDULERS = ("cosine", "constant")
 SPLITS = ("train", "val", "test")
 DROP_MODES = ("activation", "weight")
-RANK_METHODS = ("ablation", "taylor")
+RANK_METHODS = ("ablation", "taylor", "hybrid")
 THRESHOLDS = ("truncate", "clamp")
 NORMS = ("spectral", "fro")
 DISTANCES = ("absolute", "relative")
@@ -150,6 +150,8 @@ class RankParams:
     drop: str = "activation"
     method: str = "ablation"
     compare: bool = False
+    hybrid_slack: float = 3.0  # hybrid: a pair's drop runs exactly when |margin| <= slack·|first-order change| + floor
+    hybrid_floor: float = 1.0  # logits
 
     def validate(self) -> None:
         _choice("rank.split", self.split, SPLITS)
@@ -157,6 +159,9 @@ class RankParams:
         _positive("rank.batch_size", self.batch_size)
         _choice("rank.drop", self.drop, DROP_MODES)
         _choice("rank.method", self.method, RANK_METHODS)
+        for key, value in (("rank.hybrid_slack", self.hybrid_slack), ("rank.hybrid_floor", self.hybrid_floor)):
+            if not value >= 0:
+                raise FragileError(f"{key} must be >= 0 (larger runs more drops exactly), got {value}")
 
 
 @dataclass(frozen=True)

@@ -105,14 +105,17 @@ def read_checkpoints(cls: type[R], folder: str | os.PathLike[str], epochs: Itera
 @dataclass(frozen=True, kw_only=True)
 class RankResult(ResultFile):
     """results/rank/epoch_N.json: S and S' of the analysed conv. `accuracy`, `mean_accuracy`
-    and `baseline_accuracy` are None when only the Taylor ranking ran; `score`, `mean_score`
-    and `baseline_loss` are written when it ran, `comparison` when both ran (rank.compare).
-    `p_fragile` (each kernel's share of ranking-bootstrap resamples in which it is in S) and
-    `fragile_share_ci95` (the resamples' 95% range of |S|/n) are written when the exact
-    ranking chose S and analysis.rank_bootstrap > 0."""
+    and `baseline_accuracy` are None when only the Taylor ranking ran, and the screened counts
+    of rank.method hybrid (exact on the pairs it ran) when it chose S; `score`, `mean_score`
+    and `baseline_loss` are written when the Taylor ranking ran, `comparison` when the fast
+    method and the exact one both ran (rank.compare), `exact_share` (share of example–kernel
+    pairs whose drop ran exactly) for hybrid. `p_fragile` (each kernel's share of
+    ranking-bootstrap resamples in which it is in S) and `fragile_share_ci95` (the resamples'
+    95% range of |S|/n) are written when the exact ranking chose S and
+    analysis.rank_bootstrap > 0."""
 
     STAGE: ClassVar[str] = "rank"
-    FORMAT_VERSION: ClassVar[int] = 2
+    FORMAT_VERSION: ClassVar[int] = 3
 
     checkpoint: str
     epoch: int
@@ -132,9 +135,10 @@ class RankResult(ResultFile):
     score: list[float] | None = optional()
     mean_score: float | None = optional()
     baseline_loss: float | None = optional()
-    comparison: dict[str, float] | None = optional()  # Spearman and S/S' agreement, Taylor vs exact
+    comparison: dict[str, float] | None = optional()  # Spearman and S/S' agreement, taylor or hybrid vs exact
     p_fragile: list[float] | None = optional()
     fragile_share_ci95: list[float] | None = optional()
+    exact_share: float | None = optional()
 
 
 def read_kernel_sets(path: str | os.PathLike[str], layer: str, kernels: int) -> tuple[list[int], list[int]]:
