@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from conftest import copy_repo
-from pipeline_repo import sh
+from pipeline_repo import env, sh
 
 PER_CHECKPOINT_UPSTREAM = {"prepare", "train", "rank@1", "attack_target@1"}
 
@@ -74,13 +75,23 @@ def test_a_mistyped_set_param_is_refused_and_nothing_is_lost(repo):
 
 def test_queued_grid_runs_with_two_workers(repo):
     sh("dvc", "exp", "run", "--queue", "-S", "epsilon=0.05,0.2", cwd=repo)
-    sh("dvc", "queue", "start", "-j", "2", cwd=repo)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        status = sh("dvc", "queue", "status", cwd=repo).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
+    # Not through sh: the workers inherit the starter's pipes, and a worker that got no task can
+    # stay alive idle, so reading them to the end could wait past the experiments' end.
+    starter = subprocess.Popen(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=env(),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            status = sh("dvc", "queue", "status", cwd=repo).stdout
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(3)
+    finally:
+        sh("dvc", "queue", "stop", cwd=repo)
+        try:
+            starter.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            starter.kill()
     assert status.count("Success") == 2, status
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
     epsilons = set()
