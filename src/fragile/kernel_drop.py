@@ -83,3 +83,14 @@ def drop_point(model: FragileNet, layer_name: str, drop: str) -> nn.Module:
     if not isinstance(modules.get(bn_name), nn.BatchNorm2d):
         raise FragileError(f"no BatchNorm follows '{layer_name}'; use rank.drop: weight for it")
     return modules[bn_name]
+
+
+def drop_site(model: FragileNet, layer: str, drop: str) -> tuple[torch.Tensor, Layer, Layer, nn.Module | None]:
+    """(fill, prefix, rest, point) of a first-order pass that sets `layer`'s kernels: the value a
+    dropped channel takes, the network up to where the drop acts and after it, and for a deeper
+    layer the module whose output is hooked (None for conv1, whose drop acts after the stem)."""
+    if layer == "conv1":
+        return (dropped_channel_value(model, drop), lambda x: stem(model, x), lambda h: after_stem(model, h), None)
+    channels = model.net.get_submodule(layer).out_channels
+    prefix, rest = split_at_block(model, layer)
+    return torch.zeros(channels), prefix, rest, drop_point(model, layer, drop)

@@ -15,7 +15,7 @@ from torch import nn
 from fragile.attacks import eval_mode
 from fragile.devices import batch_to
 from fragile.errors import FragileError
-from fragile.kernel_drop import after_stem, drop_point, dropped_channel_value, split_at_block, stem
+from fragile.kernel_drop import drop_site
 from fragile.kernel_sets import TaylorRanking
 from fragile.models import FragileNet, conv_layer
 
@@ -44,14 +44,7 @@ def rank_taylor(
     pass per batch; the backward computes only the gradient with respect to a.
     """
     channels = conv_layer(model, layer).out_channels
-    if layer == "conv1":
-        fill = dropped_channel_value(model, drop)
-        prefix, rest = (lambda x: stem(model, x)), (lambda h: after_stem(model, h))
-        point = None
-    else:
-        fill = torch.zeros(channels)
-        prefix, rest = split_at_block(model, layer)
-        point = drop_point(model, layer, drop)
+    fill, prefix, rest, point = drop_site(model, layer, drop)
     captured: list[torch.Tensor] = []
 
     def capture(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor:
