@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from fragile.paper import PAPER_ACCURACY, PaperSetting, RunConfig, agreement, differences, not_comparable, published
+from fragile.paper import (
+    PAPER_ACCURACY,
+    PaperSetting,
+    RunConfig,
+    agreement,
+    caveats,
+    differences,
+    not_comparable,
+    published,
+)
 
 
 def test_a_run_differs_from_a_setting_in_each_aspect_it_does_not_share():
@@ -31,3 +40,15 @@ def test_imported_weights_are_never_like_for_like_and_say_so():
     imported = RunConfig("cifar10", "resnet50", "imagenet", 2, (0,), 0, source="file")
     assert differences(imported, setting) == [("epochs", "imported weights (epochs unknown here) vs 100")]
     assert imported.describe() == "resnet50 (imagenet stem), imported weights (model.file), cifar10"
+
+
+def test_the_embedded_mnist_digits_compare_with_mnist_naming_the_training_images_and_with_nothing_else():
+    subset = RunConfig("mnist5k", "resnet50", "imagenet", 100, (10, 50, 100), 0)
+    mnist = PaperSetting("mnist", "resnet50", 100)
+    assert differences(subset, mnist) == []
+    assert caveats(subset, mnist) == ["the number of training images differs: a 5,000-digit MNIST "
+                                      "subset vs all of MNIST's"]
+    cifar = PaperSetting("cifar10", "resnet50", 100)
+    assert [aspect for aspect, _ in differences(subset, cifar)] == ["dataset"] and caveats(subset, cifar) == []
+    full = RunConfig("mnist", "resnet50", "imagenet", 100, (100,), 0)
+    assert caveats(full, mnist) == []

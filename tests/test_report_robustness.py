@@ -91,7 +91,7 @@ def test_the_papers_epsilon_under_both_readings_is_marked_units_not_stated():
     assert "| 0.34 | 79.4% | 0.34 | 30.0% | 0.105 | 85.0% |" in row
     assert "pixel reading: disagrees" in row and "normalised reading:" in row and row.endswith(f"{PAPER_EPSILON_UNITS} |")
     cifar = _line(text, "| ResNet-50, CIFAR10, 100 epochs |")
-    assert "not comparable: dataset differ" in cifar and "— (not on attack.epsilons)" in cifar
+    assert "not comparable: dataset differs" in cifar and "— (not on attack.epsilons)" in cifar
     assert epsilon_units_section(config, {100: attack}, []) == ""
 
 

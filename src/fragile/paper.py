@@ -46,6 +46,9 @@ PAPER_FRAGILE_FRACTION = 0.37
 PAPER_TARGETING_PCT = 89.0
 PAPER_TARGETING_SETTINGS = (PaperSetting("mnist", "resnet50", 10), PaperSetting("cifar10", "resnet50", 50))
 AGREEMENT_STANDARD_ERRORS = 2.0  # "agrees" = within 2 binomial standard errors of our estimate
+# A dataset whose images are a subset of a published one's: a run on it compares with the paper's
+# numbers for that dataset, the number of training images named as the one difference.
+SUBSET_OF = {"mnist5k": "mnist"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ def differences(config: RunConfig, setting: PaperSetting) -> list[tuple[str, str
     out = []
     if config.arch != setting.arch:
         out.append(("architecture", f"{config.arch} vs {ARCH_NAMES[setting.arch]}"))
-    if config.dataset != setting.dataset:
+    if config.dataset != setting.dataset and SUBSET_OF.get(config.dataset) != setting.dataset:
         out.append(("dataset", f"{config.dataset} ({DATASET_NAMES.get(config.dataset, config.dataset)}) vs "
                                f"{DATASET_NAMES[setting.dataset]}"))
     if config.source == "file":
@@ -82,8 +85,16 @@ def differences(config: RunConfig, setting: PaperSetting) -> list[tuple[str, str
     return out
 
 
+def caveats(config: RunConfig, setting: PaperSetting) -> list[str]:
+    """What still differs in a comparison that `differences` allows (empty: none)."""
+    if SUBSET_OF.get(config.dataset) == setting.dataset:
+        return [f"the number of training images differs: {DATASET_NAMES[config.dataset]} "
+                f"vs all of {DATASET_NAMES[setting.dataset]}'s"]
+    return []
+
+
 def not_comparable(gaps: list[tuple[str, str]]) -> str:
-    return "not comparable: " + ", ".join(aspect for aspect, _ in gaps) + " differ"
+    return "not comparable: " + ", ".join(aspect for aspect, _ in gaps) + (" differ" if len(gaps) > 1 else " differs")
 
 
 def published(fraction: float) -> str:

@@ -34,6 +34,7 @@ from fragile.paper import (
     PAPER_TITLE,
     RunConfig,
     agreement,
+    caveats,
     differences,
     not_comparable,
     published,
@@ -110,8 +111,9 @@ def _accuracy_rows(inputs: ReportInputs) -> tuple[list[list[str]], list[str]]:
             rows.append([fgsm_label, published(paper.fgsm), "—", reason])
             continue
         attack = inputs.attacks[paper.setting.epochs]
+        caveat = "".join(f"; {c}" for c in caveats(inputs.config, paper.setting))
         verdict, detail = agreement(attack.clean_accuracy, paper.clean, attack.examples)
-        rows.append([f"{label}: clean accuracy", published(paper.clean), pct(attack.clean_accuracy), detail])
+        rows.append([f"{label}: clean accuracy", published(paper.clean), pct(attack.clean_accuracy), detail + caveat])
         verdicts.append(f"{label}, clean accuracy {verdict}")
         if paper.epsilon not in attack.epsilons:
             rows.append([fgsm_label, published(paper.fgsm), "—",
@@ -119,7 +121,7 @@ def _accuracy_rows(inputs: ReportInputs) -> tuple[list[list[str]], list[str]]:
             continue
         ours = attack.accuracy[attack.epsilons.index(paper.epsilon)]
         verdict, detail = agreement(ours, paper.fgsm, attack.examples)
-        rows.append([fgsm_label, published(paper.fgsm), pct(ours), detail])
+        rows.append([fgsm_label, published(paper.fgsm), pct(ours), detail + caveat])
         verdicts.append(f"{label}, FGSM accuracy at ε = {paper.epsilon:g} {verdict}")
     return rows, verdicts
 
@@ -136,7 +138,8 @@ def _qualitative_rows(inputs: ReportInputs) -> list[list[str]]:
     eps = inputs.headline.epsilon
     layer = _layer(inputs)
     comparable = [s for s in PAPER_TARGETING_SETTINGS if not differences(inputs.config, s)]
-    note = (f"like for like ({comparable[0].describe()})" if comparable else
+    note = (f"like for like ({comparable[0].describe()})"
+            + "".join(f"; {c}" for c in caveats(inputs.config, comparable[0])) if comparable else
             not_comparable(differences(inputs.config, PAPER_TARGETING_SETTINGS[0])) + "; qualitative only")
     if layer != "conv1":
         note += f"; the paper's numbers are for conv1, this run analyses {layer}"
@@ -166,7 +169,10 @@ def agreement_line(inputs: ReportInputs) -> str:
         f"{'a majority as in the paper' if targeting > 50 else 'not a majority, unlike the paper'}."
     )
     if verdicts:
-        return f"**Does this run agree with the paper?** Where the configuration matches: {'; '.join(verdicts)}. {qualitative}"
+        compared = [p.setting for p in PAPER_ACCURACY if not differences(c, p.setting)]
+        caveat = "".join(f" (but {note})" for note in dict.fromkeys(n for s in compared for n in caveats(c, s)))
+        return (f"**Does this run agree with the paper?** Where the configuration matches{caveat}: "
+                f"{'; '.join(verdicts)}. {qualitative}")
     return (
         f"**Does this run agree with the paper?** Not comparable: this run is {c.describe()}, while the paper's "
         f"accuracies are for {' and '.join(p.setting.describe() for p in PAPER_ACCURACY)}. {qualitative}"
@@ -204,7 +210,8 @@ def _paper_section(inputs: ReportInputs) -> str:
     settings += [(PAPER_TARGETING_SETTINGS[0], "37% fragile, ≈89% on S, Section 5"),
                  (PAPER_TARGETING_SETTINGS[1], "the same 37% / ≈89%, Conclusion")]
     gaps = [f"- {setting.describe()} ({source}): "
-            + ("; ".join(detail for _, detail in differences(inputs.config, setting)) or "same configuration")
+            + ("; ".join([*(detail for _, detail in differences(inputs.config, setting)),
+                          *caveats(inputs.config, setting)]) or "same configuration")
             for setting, source in settings]
     examples = inputs.attacks[inputs.config.checkpoints[0]].examples
     gaps.append(f"- examples: the paper does not state how many test examples it attacks; this run attacks "

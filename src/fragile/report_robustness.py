@@ -13,7 +13,16 @@ from fragile.autoattack import COMPONENTS, GRADIENT_FREE
 from fragile.bootstrap import outcomes
 from fragile.intervals import CLOPPER_PEARSON
 from fragile.markdown import markdown_table, pct, pct_ci, signed_pp
-from fragile.paper import PAPER_ACCURACY, PaperAccuracy, RunConfig, agreement, differences, not_comparable, published
+from fragile.paper import (
+    PAPER_ACCURACY,
+    PaperAccuracy,
+    RunConfig,
+    agreement,
+    caveats,
+    differences,
+    not_comparable,
+    published,
+)
 from fragile.results import AttackResult, Headline
 from fragile.robustness_summary import component_key, share_ci95
 from fragile.units import PAPER_EPSILON_UNITS, epsilon_readings
@@ -159,7 +168,8 @@ def _reading_row(config: RunConfig, attacks: Mapping[int, AttackResult], std: Se
         if not gaps:
             verdict, detail = agreement(ours, paper.fgsm, attack.examples)
             verdicts.append(f"{name} reading: {detail}")
-    comparison = not_comparable(gaps) if gaps else ("; ".join(verdicts) or "add either ε to attack.epsilons")
+    comparison = not_comparable(gaps) if gaps else "; ".join(
+        [*(verdicts or ["add either ε to attack.epsilons"]), *caveats(config, paper.setting)])
     return [paper.setting.describe(), f"{paper.epsilon:g}", published(paper.fgsm), *cells,
             f"{comparison}; {PAPER_EPSILON_UNITS}"]
 
