@@ -19,11 +19,13 @@ from fragile.data import Split, write_prepared
 from pipeline_repo import env, make_repo, sh
 
 STATE = Path(".fragile/resume/train/state.pt")
-# Six epochs on 96 images (batches of 32) and 80 validation images: a few seconds per epoch, and
-# enough epochs after the first for the signal to land mid-run on an idle machine too.
+# Ten epochs on 96 images (batches of 32) and 80 validation images: a few seconds per epoch, and
+# enough epochs after the first that the signal lands mid-run even when the resume state of
+# epoch 1 reaches the disk late (a busy machine; with six, a run once finished first).
+EPOCHS = 10
 QUICK = {
     "data": {"val_fraction": 0.02},
-    "train": {"epochs": 6, "checkpoints": [1, 6], "batch_size": 32, "max_examples": 96},
+    "train": {"epochs": EPOCHS, "checkpoints": [1, EPOCHS], "batch_size": 32, "max_examples": 96},
 }
 
 
@@ -80,19 +82,19 @@ def test_a_killed_train_stage_resumes_and_ends_with_the_uninterrupted_weights(pr
     repo = _copy(prepared, f"killed-{sig.name}")
     killed = _interrupt(repo, sig)
     assert killed.returncode != 0, "the run finished before the signal: the test proved nothing"
-    assert not (repo / "models/original/epoch_6.pt").exists()
+    assert not (repo / f"models/original/epoch_{EPOCHS}.pt").exists()
     if sig == signal.SIGINT:
         assert "interrupted" in killed.stderr and "Traceback" not in killed.stderr
 
     again = sh("dvc", "repro", "train", cwd=repo)
     assert "resuming from epoch " in again.stdout, again.stdout
     resumed_at = int(again.stdout.split("resuming from epoch ")[1].split()[0])
-    assert 1 <= resumed_at < 6
-    assert "epoch 1/6:" not in again.stdout  # epoch 1 was not trained again
+    assert 1 <= resumed_at < EPOCHS
+    assert f"epoch 1/{EPOCHS}:" not in again.stdout  # epoch 1 was not trained again
 
     # CPU training here is bitwise deterministic: the difference is exactly 0, and the
     # checkpoint files (byte-stable by construction) are identical.
-    for epoch in (1, 6):
+    for epoch in (1, EPOCHS):
         ours, theirs = repo / f"models/original/epoch_{epoch}.pt", uninterrupted / f"models/original/epoch_{epoch}.pt"
         assert _max_abs_difference(ours, theirs) == 0.0
         assert ours.read_bytes() == theirs.read_bytes()
