@@ -242,6 +242,14 @@ def test_stage_walls_time_each_command_as_its_own_process(tmp_path):
     assert walls[1]["start_s"] >= walls[0]["start_s"] + walls[0]["wall_s"]
 
 
+def test_repeated_stage_walls_keep_each_stages_shortest_run(tmp_path):
+    from benchmarks.floor import stage_walls
+
+    (wall,) = stage_walls(tmp_path, [("help", ["report", "--help"])], say=lambda _: None, repeats=2)
+    assert len(wall["walls_s"]) == 2
+    assert wall["wall_s"] == min(wall["walls_s"])
+
+
 # --- PGD against torchattacks (benchmarks/pgd.py) ------------------------------------------------
 
 

@@ -26,6 +26,19 @@ def test_help_lists_every_stage(tmp_path):
         assert stage in out.stdout
 
 
+@pytest.mark.parametrize(
+    ("stage", "unused"),
+    [("harden", ("pandas", "torchvision", "matplotlib", "scipy")), ("report", ("torch", "torchvision"))],
+)
+def test_a_stage_imports_only_what_it_uses(stage, unused):
+    # Every stage is its own process under DVC: an import it does not need is paid on every run.
+    code = ("import sys; from fragile.cli import stage_command; stage_command(sys.argv[1]); "
+            "print(' '.join(m for m in sys.argv[2:] if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, stage, *unused], capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.split() == []
+
+
 def _params(tmp_path: Path, **section_changes) -> Path:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for key, value in section_changes.items():

@@ -7,9 +7,10 @@ JSON (fragile.results) without paying for a torch import, and shards of a sweep 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where a table is built: harden reads results without needing pandas
+    import pandas as pd
 
 FLAG_KINDS = ("correct", "targeted", "targeted_relative")
 READING_KIND = "reading.{reading}"  # per_example key of Algorithm 1's outcomes on one reading (fragile.targeting)
@@ -175,6 +176,8 @@ class Comparison:
 def comparison_table(result: Comparison) -> pd.DataFrame:
     """One row per ε: FGSM accuracies and targeting percentages (absolute and relative
     distances) of the three settings."""
+    import pandas as pd
+
     indices = range(len(result.original.epsilons))
     return pd.DataFrame(
         {
@@ -196,6 +199,8 @@ def pgd_table(result: Comparison) -> pd.DataFrame:
     """One row per PGD ε: white-box accuracy and targeting of the original and the hardened model."""
     columns = ["epsilon", "original_pgd_accuracy", "hardened_pgd_accuracy", "original_pgd_targeting_pct",
                "hardened_pgd_targeting_pct"]
+    import pandas as pd
+
     o, h = result.pgd_original, result.pgd_hardened
     if o is None or h is None:
         return pd.DataFrame(columns=columns)
