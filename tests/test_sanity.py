@@ -26,6 +26,8 @@ def test_a_falling_curve_passes():
     check = accuracy_falls_with_epsilon([0.0, 0.1, 0.2, 0.3], [correct(k) for k in (490, 300, 120, 40)])
     assert check.passed
     assert "no significant rise" in check.reason
+    # No step rises, so the step named is the flattest fall (0.2 -> 0.3), not called a rise.
+    assert "accuracy never rises; the flattest step goes from 24.0 % at ε = 0.2 to 8.0 % at ε = 0.3" in check.reason
 
 
 def test_a_rise_within_noise_passes():
@@ -33,6 +35,7 @@ def test_a_rise_within_noise_passes():
     check = accuracy_falls_with_epsilon([0.0, 0.1, 0.2], [correct(k) for k in (490, 200, 201)])
     assert check.passed
     assert check.numbers["accuracy_to"] > check.numbers["accuracy_from"]
+    assert "the most significant rise goes from 40.0 % at ε = 0.1" in check.reason
 
 
 def test_a_significant_rise_fails_and_names_the_step():
