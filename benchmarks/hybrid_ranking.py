@@ -33,7 +33,7 @@ def compare(model: models.FragileNet, split: Split, batch_size: int, repeats: in
 
     def hybrid_run(examples: Split) -> HybridRanking:
         return rank_hybrid(model, examples.batches(batch_size), rank.drop, slack=rank.hybrid_slack,
-                           floor=rank.hybrid_floor)
+                           floor=rank.hybrid_floor, calibrate=rank.hybrid_calibrate)
 
     exact_run(split.head(8)), hybrid_run(split.head(8))  # warm-up: allocator, thread pools
     times: dict[str, list[float]] = {"exact": [], "hybrid": []}
@@ -63,12 +63,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--slack", type=float, default=RankParams.hybrid_slack)
     parser.add_argument("--floor", type=float, default=RankParams.hybrid_floor)
+    parser.add_argument("--no-calibrate", action="store_true", help="a fixed slack for every kernel")
     args = parser.parse_args()
-    rank = RankParams(hybrid_slack=args.slack, hybrid_floor=args.floor)
+    rank = RankParams(hybrid_slack=args.slack, hybrid_floor=args.floor, hybrid_calibrate=not args.no_calibrate)
     split = load_split(args.data, args.split).head(args.examples)
     fits = models.fits_data(read_manifest(args.data))
     print(f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {machine()['cpu']}; {len(split)} {args.split} "
-          f"examples, slack {args.slack:g}, floor {args.floor:g}, {args.repeats} repeat(s)", flush=True)
+          f"examples, slack {args.slack:g}{' calibrated per kernel' if rank.hybrid_calibrate else ''}, floor "
+          f"{args.floor:g}, {args.repeats} repeat(s)", flush=True)
     for checkpoint in args.checkpoints:
         model, meta = models.load_with_meta(checkpoint, **fits)
         model.eval()

@@ -25,7 +25,7 @@ def run(model: FragileNet, split: Split, batch_size: int, drop: str, repeats: in
 
     def hybrid(examples: Split) -> HybridRanking:
         return rank_hybrid(model, examples.batches(batch_size), drop, slack=rank.hybrid_slack,
-                           floor=rank.hybrid_floor)
+                           floor=rank.hybrid_floor, calibrate=rank.hybrid_calibrate)
 
     point = drop_point(model, "conv1", drop)
     channels = model.net.conv1.out_channels

@@ -114,7 +114,7 @@ def test_the_cpu_clock_sees_this_process_burn_cpu():
 # --- the compute floor (benchmarks/floor.py) ---------------------------------------------------
 
 
-def test_counted_passes_of_an_fgsm_sweep_are_one_gradient_and_one_forward_per_epsilon_and_the_clean(
+def test_counted_passes_of_an_fgsm_sweep_are_one_gradient_and_one_forward_per_nonzero_epsilon_and_the_clean(
         tiny_model, tiny_split):
     from benchmarks.floor import PassCounter
 
@@ -122,13 +122,14 @@ def test_counted_passes_of_an_fgsm_sweep_are_one_gradient_and_one_forward_per_ep
     counter = PassCounter()
     with counter.active():
         fgsm_sweep(tiny_model, tiny_split.batches(16), EPSILONS, fragile, null, tiny_model.net.conv1)
-    n = len(tiny_split)
-    assert dict(counter.images) == {"input_grad": n, "forward": n * (1 + len(EPSILONS))}
-    assert dict(counter.batches) == {("input_grad", 16): n, ("forward", 16): n * (1 + len(EPSILONS))}
+    n, forwards = len(tiny_split), 1 + sum(eps != 0 for eps in EPSILONS)  # ε = 0 reads the clean pass
+    assert 0.0 in EPSILONS and forwards == len(EPSILONS)
+    assert dict(counter.images) == {"input_grad": n, "forward": n * forwards}
+    assert dict(counter.batches) == {("input_grad", 16): n, ("forward", 16): n * forwards}
     with counter.active():  # transfer: the gradient from another model; counts add up
         fgsm_sweep(tiny_model, tiny_split.batches(20), EPSILONS, fragile, null, None, source=tiny_model)
-    assert dict(counter.images) == {"input_grad": 2 * n, "forward": 2 * n * (1 + len(EPSILONS))}
-    assert counter.batches["forward", 8] == 8 * (1 + len(EPSILONS))  # 48 = 20 + 20 + 8
+    assert dict(counter.images) == {"input_grad": 2 * n, "forward": 2 * n * forwards}
+    assert counter.batches["forward", 8] == 8 * forwards  # 48 = 20 + 20 + 8
 
 
 def test_full_pgd_counts_a_gradient_per_step_and_example_and_early_stop_no_more(tiny_model, tiny_split):
@@ -213,13 +214,15 @@ def test_the_quick_floor_counts_every_stage_of_the_run_by_its_formula(tmp_path, 
     n = floor.QUICK_SPLITS
     a, epochs = params["attack"], params["train"]["epochs"]
     grid = sorted({*a["pgd_epsilons"], params["epsilon"], a["sanity_epsilon"]})
+    fgsm_forwards = 1 + sum(eps != 0 for eps in a["epsilons"])  # the clean pass serves ε = 0
     assert counts["train"] == {"train": epochs * (n["train"] // 32) * 32, "forward": epochs * n["val"]}
     assert counts["rank@1"] == {"stem": n["val"], "post_stem": n["val"] * (64 + 1)}
-    assert counts["attack_target@1"] == {"input_grad": n["test"], "forward": n["test"] * (1 + len(a["epsilons"]))}
+    assert counts["attack_target@1"] == {"input_grad": n["test"], "forward": n["test"] * fgsm_forwards}
     evaluate = counts["evaluate@1"]
     # two FGSM sweeps (hardened, transfer: the original's is attack_target's), then PGD on the grid
     # against both models
-    assert evaluate["forward"] == 2 * n["test"] * (1 + len(a["epsilons"])) + 2 * n["test"] * (1 + len(grid))
+    assert 0 not in grid
+    assert evaluate["forward"] == 2 * n["test"] * fgsm_forwards + 2 * n["test"] * (1 + len(grid))
     # PGD (early stop): each (model, ε) takes every example's first gradient, at most pgd_steps each
     pgd_gradients = evaluate["input_grad"] - 2 * n["test"]
     assert 2 * len(grid) * n["test"] <= pgd_gradients <= 2 * len(grid) * a["pgd_steps"] * n["test"]

@@ -57,7 +57,8 @@ def test_unscreened_pairs_count_at_the_unperturbed_outcome(tiny_model, labelled,
     near = np.abs(margin) <= floor
     assert 0 < near.sum() < len(near)
     exact = rank_layer(tiny_model, layer, labelled.batches(16))
-    hybrid = rank_hybrid(tiny_model, labelled.batches(16), layer=layer, slack=0.0, floor=floor, pairs_per_pass=50)
+    hybrid = rank_hybrid(tiny_model, labelled.batches(16), layer=layer, slack=0.0, floor=floor, pairs_per_pass=50,
+                         calibrate=False)
     outcomes = exact.example_correct.astype(bool)
     right = margin > 0
     expected = outcomes[near].sum(0) + right[~near].sum()
@@ -70,13 +71,40 @@ def test_a_wider_screen_runs_more_pairs_and_moves_no_count_away(tiny_model, labe
     """Widening the screen only adds pairs, and a kernel's count can differ from the exact one
     by at most its pairs that did not run."""
     exact = rank_layer(tiny_model, "conv1", labelled.batches(16))
-    narrow = rank_hybrid(tiny_model, labelled.batches(16), slack=0.5, floor=0.0)
-    wide = rank_hybrid(tiny_model, labelled.batches(16), slack=3.0, floor=0.5)
+    narrow = rank_hybrid(tiny_model, labelled.batches(16), slack=0.5, floor=0.0, calibrate=False)
+    wide = rank_hybrid(tiny_model, labelled.batches(16), slack=3.0, floor=0.5, calibrate=False)
     assert all(n <= w for n, w in zip(narrow.exact_pairs, wide.exact_pairs, strict=True))
     assert sum(narrow.exact_pairs) < sum(wide.exact_pairs)
     for ranking in (narrow, wide):
         gaps = [abs(h - e) for h, e in zip(ranking.correct, exact.correct, strict=True)]
         assert all(g <= len(labelled) - p for g, p in zip(gaps, ranking.exact_pairs, strict=True))
+
+
+@pytest.mark.parametrize("layer", ["conv1", "layer2.0.conv2"])
+def test_calibration_only_adds_pairs_to_the_fixed_screen(tiny_model, labelled, layer, one_thread):
+    """The calibrated screen starts from the fixed one and widens it per kernel; its counts
+    still differ from the exact ones by at most the pairs that did not run."""
+    exact = rank_layer(tiny_model, layer, labelled.batches(16))
+    fixed = rank_hybrid(tiny_model, labelled.batches(16), layer=layer, slack=0.5, floor=0.0, calibrate=False)
+    calibrated = rank_hybrid(tiny_model, labelled.batches(16), layer=layer, slack=0.5, floor=0.0)
+    assert all(f <= c for f, c in zip(fixed.exact_pairs, calibrated.exact_pairs, strict=True))
+    assert sum(calibrated.exact_pairs) > sum(fixed.exact_pairs)
+    for kernel, (count, pairs) in enumerate(zip(calibrated.correct, calibrated.exact_pairs, strict=True)):
+        assert abs(count - exact.correct[kernel]) <= len(labelled) - pairs
+
+
+def test_a_kernels_slack_is_the_largest_true_to_estimated_move_of_its_pairs_run():
+    from fragile.ranking_hybrid import _kernel_slack
+
+    # Rows: examples; columns: kernels. Kernel 0's pairs moved 3.0 and 1.0 against estimates
+    # 1.0 and 0.5: beyond the 0.5 floor, 2.5 and 1.0 times the estimate. Kernel 1's moves stay
+    # under the floor (the fixed slack 1 stays); kernel 2 moved 1.0 on an estimate of 0, where
+    # the first-order change says nothing; kernel 3's big move was not run and does not count.
+    moved = torch.tensor([[3.0, 0.2, 1.0, 9.0], [1.0, 0.4, 0.0, 0.0]])
+    change = torch.tensor([[1.0, 0.1, 0.0, 1.0], [0.5, 0.2, 0.0, 1.0]])
+    ran = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    slack = _kernel_slack(moved, change, ran, slack=1.0, floor=0.5)
+    assert slack.tolist() == [[2.5, 1.0, math.inf, 1.0]]
 
 
 def test_merge_adds_the_counts_of_two_shards(tiny_model, labelled, one_thread):

@@ -41,6 +41,32 @@ def test_sweep_matches_per_epsilon_fgsm_and_algorithm_1(tiny_model, tiny_split):
     assert result.accuracy(0) == result.clean_accuracy
 
 
+def test_epsilon_zero_reuses_the_clean_pass_and_records_what_its_own_pass_would(tiny_model, tiny_split,
+                                                                                monkeypatch):
+    """At ε = 0 FGSM leaves the images as they are (same layout), so the sweep reads the clean
+    pass's logits and conv outputs instead of running the model again: one forward pass fewer
+    per batch, and every count and per-example reading equal to running that pass."""
+    import dataclasses
+
+    import fragile.sweep
+    from benchmarks.floor import PassCounter
+
+    fragile_set, null = list(range(0, 64, 2)), list(range(1, 64, 2))
+    bn = following_batchnorm(tiny_model, "conv1")
+
+    def sweep():
+        with PassCounter().active() as counter:
+            result = fgsm_sweep(tiny_model, tiny_split.batches(24), [0.0, 0.1], fragile_set, null,
+                                tiny_model.net.conv1, bn=bn)
+        return dataclasses.asdict(result), counter.images["forward"]
+
+    reused, reused_passes = sweep()
+    monkeypatch.setattr(fragile.sweep, "_unchanged", lambda adversarial, images: False)
+    run, run_passes = sweep()
+    assert reused_passes == run_passes - len(tiny_split)
+    assert reused == run
+
+
 def test_transfer_uses_the_source_gradient(tiny_model, tiny_split):
     other = type(tiny_model)(tiny_model.net, [0.4], [0.3])  # same weights, other normalisation
     white = fgsm_sweep(other, tiny_split.batches(48), [0.1], [0], [1], other.net.conv1)

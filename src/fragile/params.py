@@ -151,7 +151,8 @@ class RankParams:
     method: str = "ablation"
     compare: bool = False
     hybrid_slack: float = 3.0  # hybrid: a pair's drop runs exactly when |margin| <= slack·|first-order change| + floor
-    hybrid_floor: float = 1.0  # logits
+    hybrid_floor: float = 0.5  # logits
+    hybrid_calibrate: bool = True  # hybrid: each kernel's slack grows to what its exactly run pairs show
 
     def validate(self) -> None:
         _choice("rank.split", self.split, SPLITS)

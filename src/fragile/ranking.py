@@ -43,7 +43,7 @@ def rank_checkpoint(run: CheckpointRun, p: RankParams, resamples: int = 0, seed:
     if p.method == "hybrid":
         hybrid = run.combine("rank", lambda advance: rank_hybrid(
             run.model, run.batches(), p.drop, device=run.device, progress=advance, layer=run.layer,
-            slack=p.hybrid_slack, floor=p.hybrid_floor), note="hybrid")
+            slack=p.hybrid_slack, floor=p.hybrid_floor, calibrate=p.hybrid_calibrate), note="hybrid")
         return _hybrid_ranked(run, p, hybrid)
     if p.method == "ablation" or p.compare:
         exact = run.combine("rank", lambda advance: rank_layer(
