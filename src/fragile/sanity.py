@@ -69,8 +69,9 @@ def accuracy_falls_with_epsilon(epsilons: Sequence[float], outcomes: Sequence[An
             f"at ε = {epsilons[i + 1]:g} (McNemar p = {comparison.p_value:.3g}, level {level:.3g})")
     if significant:
         return Check(name, False, f"{attack} accuracy rises from {step}", numbers)
-    closest = "the most significant rise goes" if rising else "accuracy never rises; the flattest step goes"
-    return Check(name, True, f"no significant rise; {closest} from {step}", numbers)
+    if rising:
+        return Check(name, True, f"no significant rise; the most significant rise goes from {step}", numbers)
+    return Check(name, True, f"accuracy never rises with ε; the flattest step goes from {step}", numbers)
 
 
 def at_least_as_strong(stronger: Any, weaker: Any, stronger_name: str, weaker_name: str, epsilon: float,
