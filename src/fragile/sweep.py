@@ -35,7 +35,6 @@ from fragile.targeting import (
     bn_scaled_weight_norms,
     capture_output,
     following_batchnorm,
-    kernel_distances,
     kernel_weight_norms,
     targets_fragile,
 )
@@ -127,7 +126,8 @@ def _sweep(
                 clean_logits = target(images)
                 result.record_clean((clean_logits.argmax(1) == labels).tolist())
                 clean_layer = outputs.pop() if outputs is not None else None
-                clean_readings = CleanReadings(clean_layer, bn) if clean_layer is not None and bn is not None else None
+                # The clean side of the distances (and its norms) once per batch, not once per ε.
+                clean_readings = CleanReadings(clean_layer, bn) if clean_layer is not None else None
                 for i, eps in enumerate(epsilons):
                     adversarial = attack(eps)  # PGD's gradients run under their own enable_grad
                     if outputs is not None:
@@ -138,12 +138,12 @@ def _sweep(
                         logits = target(adversarial)
                         adv_layer = outputs.pop() if outputs is not None else None
                     result.record(i, "correct", (logits.argmax(1) == labels).tolist())
-                    if clean_readings is not None:
+                    if clean_readings is not None and bn is not None:
                         _record_readings(result, i, clean_readings.distances(adv_layer), fragile, null, recorder)
-                    elif adv_layer is not None:
-                        for kind, relative in (("targeted", False), ("targeted_relative", True)):
-                            distances = kernel_distances(clean_layer, adv_layer, relative)
-                            result.record(i, kind, targets_fragile(distances, fragile, null).tolist())
+                    elif clean_readings is not None:
+                        distances = clean_readings.distances(adv_layer)  # conv readings: kernel_distances' bits
+                        for kind, reading in (("targeted", "conv_absolute"), ("targeted_relative", "conv_relative")):
+                            result.record(i, kind, targets_fragile(distances[reading], fragile, null).tolist())
             if progress is not None:
                 progress(len(labels))  # type: ignore[operator]
     return result
