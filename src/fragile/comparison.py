@@ -197,10 +197,10 @@ def comparison_table(result: Comparison) -> pd.DataFrame:
 
 def pgd_table(result: Comparison) -> pd.DataFrame:
     """One row per PGD ε: white-box accuracy and targeting of the original and the hardened model."""
-    columns = ["epsilon", "original_pgd_accuracy", "hardened_pgd_accuracy", "original_pgd_targeting_pct",
-               "hardened_pgd_targeting_pct"]
     import pandas as pd
 
+    columns = ["epsilon", "original_pgd_accuracy", "hardened_pgd_accuracy", "original_pgd_targeting_pct",
+               "hardened_pgd_targeting_pct"]
     o, h = result.pgd_original, result.pgd_hardened
     if o is None or h is None:
         return pd.DataFrame(columns=columns)

@@ -15,9 +15,9 @@ its estimate |Δ_ik|; the kernel's slack grows to the largest (|m'_ik − m_i| �
 the pairs the wider screen now takes in are run, and so on until no new pair enters. The
 first-order estimate is worst for the most harmful kernels of a deep network (a resnet50's
 fragile kernels move margins up to ten times the estimate), and a fixed slack misses exactly
-their flips, which also shifts the mean line. The counts, and so the mean line K·c_k vs Σc and S, are the exact ranking's up to
-the flips of unscreened pairs; with a floor above every margin every pair runs and they are
-the exact ranking's. The per-example outcomes are not recorded (unscreened pairs were not
+their flips, which also shifts the mean line. The counts, and so the mean line K·c_k vs Σc
+and S, are the exact ranking's up to the flips of unscreened pairs; with a floor above every
+margin every pair runs and they are the exact ranking's. The per-example outcomes are not recorded (unscreened pairs were not
 run), so there is no ranking bootstrap, as for `rank.method: taylor`.
 """
 
@@ -147,10 +147,11 @@ def rank_hybrid(
                 change = ((fill.to(a.dtype)[None, :, None, None] - a.detach()) * grad).sum(dim=(2, 3)).abs()
                 right = logits.detach().argmax(1) == labels
                 margin = margin.detach()
+                distance = margin.abs()[:, None]  # how far each example's margin is from a flip
                 hits = right[:, None].repeat(1, channels)
                 ran = torch.zeros_like(hits)
                 moved = torch.zeros_like(change)  # |m'_ik − m_i| of the pairs run
-                screened = margin.abs()[:, None] <= slack * change + floor
+                screened = distance <= slack * change + floor
                 with torch.no_grad():
                     while screened.any():
                         _run_pairs(screened, hidden.detach(), labels, margin, fill, rest, point is None, dropped,
@@ -159,7 +160,7 @@ def rank_hybrid(
                         if not calibrate:
                             break
                         reach = (_kernel_slack(moved, change, ran, slack, floor) * change).nan_to_num(torch.inf)
-                        screened = ~ran & (margin.abs()[:, None] <= reach + floor)
+                        screened = ~ran & (distance <= reach + floor)
                 correct += hits.sum(0).cpu()
                 exact_pairs += ran.sum(0).cpu()
                 base_correct += int(right.sum())

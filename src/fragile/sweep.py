@@ -2,10 +2,10 @@
 
 FGSM: one gradient per batch (from `source`), reused for every ε. PGD: a full iterative
 attack per ε. Either way, for each ε one forward pass of `target` gives both its accuracy
-and its layer output for Algorithm 1 (at ε = 0, where the attack leaves the images as they
-are, the clean pass is that pass) (absolute and relative distances; given the layer's
+and its layer output for Algorithm 1 (absolute and relative distances; given the layer's
 BatchNorm, FGSM takes every reading of fragile.targeting), and every example's outcome is
-kept for the bootstrap. `attack_checkpoint` is the attack_target stage's work: both sweeps
+kept for the bootstrap. At ε = 0, where the attack leaves the images as they are, that pass
+is the clean pass, which is read instead of repeated. `attack_checkpoint` is the attack_target stage's work: both sweeps
 against one checkpoint, and the FGSM distance archive.
 """
 
@@ -138,12 +138,11 @@ def _sweep(
                         logits = target(adversarial)
                         adv_layer = outputs.pop() if outputs is not None else None
                     result.record(i, "correct", (logits.argmax(1) == labels).tolist())
-                    if clean_readings is not None and bn is not None:
-                        _record_readings(result, i, clean_readings.distances(adv_layer), fragile, null, recorder)
-                    elif clean_readings is not None:
-                        distances = clean_readings.distances(adv_layer)  # conv readings: kernel_distances' bits
-                        for kind, reading in (("targeted", "conv_absolute"), ("targeted_relative", "conv_relative")):
-                            result.record(i, kind, targets_fragile(distances[reading], fragile, null).tolist())
+                    if clean_readings is not None:
+                        distances = clean_readings.distances(adv_layer)
+                        _record_targeting(result, i, distances, fragile, null)
+                        if bn is not None:
+                            _record_readings(result, i, distances, fragile, null, recorder)
             if progress is not None:
                 progress(len(labels))  # type: ignore[operator]
     return result
@@ -155,13 +154,18 @@ def _unchanged(adversarial: torch.Tensor, images: torch.Tensor) -> bool:
     return adversarial.stride() == images.stride() and torch.equal(adversarial, images)
 
 
-def _record_readings(result: SweepResult, i: int, distances: dict[str, torch.Tensor], fragile: Sequence[int],
-                     null: Sequence[int], recorder: DistanceRecorder | None) -> None:
-    """Algorithm 1 on every reading at ε index i: `targeted`/`targeted_relative` from the conv
-    readings as before, each reading's outcomes by the chance baseline's arithmetic on the
-    float32 distances that the archive keeps (so the archive reproduces them exactly)."""
+def _record_targeting(result: SweepResult, i: int, distances: dict[str, torch.Tensor], fragile: Sequence[int],
+                      null: Sequence[int]) -> None:
+    """Algorithm 1's `targeted`/`targeted_relative` at ε index i, from the conv readings."""
     for kind, reading in (("targeted", "conv_absolute"), ("targeted_relative", "conv_relative")):
         result.record(i, kind, targets_fragile(distances[reading], fragile, null).tolist())
+
+
+def _record_readings(result: SweepResult, i: int, distances: dict[str, torch.Tensor], fragile: Sequence[int],
+                     null: Sequence[int], recorder: DistanceRecorder | None) -> None:
+    """Algorithm 1 on every reading at ε index i (besides `_record_targeting`): each reading's
+    outcomes by the chance baseline's arithmetic on the float32 distances that the archive keeps
+    (so the archive reproduces them exactly), and the distances into `recorder`."""
     for reading, batch in distances.items():
         matrix = batch.detach().to("cpu", torch.float32).numpy()
         result.record_reading(i, reading, example_targets(matrix, fragile, null).tolist())
